@@ -1,0 +1,458 @@
+"""The host side: `Client` (blocking) and `AsyncClient` (asyncio) for one plugin."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import signal
+import socket
+import threading
+import time
+from collections.abc import Iterable, Mapping, Sequence
+from types import TracebackType
+from typing import IO, Any, Literal, TypeVar
+
+from . import _cleanup
+from . import _handshake as hs
+from ._aio import AsyncEndpoint
+from ._dispatch import ExportTable
+from ._endpoint import SyncEndpoint
+from ._errors import (
+    ConfigError,
+    ConnectionClosedError,
+    HandshakeError,
+    PluginCrashedError,
+    ProtocolError,
+    TetherError,
+)
+from ._interface import Interface, spec_of
+from ._launch import Launch, ReattachConfig, Started, plugin_name
+from ._process import PluginProcess
+from ._proxy import async_proxy, sync_proxy
+from ._transport import check_peer, connect_tcp, connect_unix, remove_socket_dir
+
+__all__ = ["AsyncClient", "Client"]
+
+T = TypeVar("T", bound=Interface)
+
+log = logging.getLogger("tether.client")
+
+
+class _Base:
+    """Configuration and process bookkeeping shared by both clients."""
+
+    def __init__(
+        self,
+        cmd: Sequence[str] | None = None,
+        *,
+        handshake: hs.HandshakeConfig,
+        versions: Iterable[int] | None = None,
+        name: str | None = None,
+        start_timeout: float = 60.0,
+        call_timeout: float | None = None,
+        kill_timeout: float = 2.0,
+        env: Mapping[str, str] | None = None,
+        inherit_env: bool = True,
+        cwd: str | None = None,
+        transport: Literal["unix", "tcp"] = "unix",
+        auto_mtls: bool = False,
+        checksum: str | bytes | None = None,
+        reattach: ReattachConfig | None = None,
+        min_port: int = hs.DEFAULT_MIN_PORT,
+        max_port: int = hs.DEFAULT_MAX_PORT,
+        stdout: IO[str] | None = None,
+        stderr: IO[str] | None = None,
+        logger: logging.Logger | None = None,
+    ) -> None:
+        if (cmd is None) == (reattach is None):
+            raise ConfigError("give exactly one of a plugin command or a reattach config")
+        if reattach is not None and checksum is not None:
+            raise ConfigError("a checksum cannot be verified when reattaching to a running plugin")
+        if kill_timeout < 0:
+            raise ConfigError(f"kill_timeout must not be negative, got {kill_timeout}")
+        self.name = plugin_name(cmd, name)
+        self.handshake = handshake
+        self.versions = tuple(versions) if versions is not None else (handshake.protocol_version,)
+        if not self.versions:
+            raise ConfigError("versions must name at least one protocol version")
+        self.call_timeout = call_timeout
+        self.kill_timeout = kill_timeout
+        self.logger = logger or logging.getLogger(f"tether.plugin.{self.name}")
+        self._reattach = reattach
+        self._launch: Launch | None = None
+        if cmd is not None:
+            self._launch = Launch(
+                cmd=list(cmd),
+                handshake=handshake,
+                versions=self.versions,
+                name=self.name,
+                logger=self.logger,
+                start_timeout=start_timeout,
+                env=env,
+                inherit_env=inherit_env,
+                cwd=cwd,
+                transport=transport,
+                auto_mtls=auto_mtls,
+                checksum=checksum,
+                min_port=min_port,
+                max_port=max_port,
+                stdout=stdout,
+                stderr=stderr,
+            )
+            self._launch.validate()
+        self._process: PluginProcess | None = None
+        self._line: hs.HandshakeLine | None = None
+        self._socket_dir: str | None = None
+        self._killed = False
+        self._killing = False
+        self._state_lock = threading.Lock()
+
+    # ----------------------------------------------------------------- facts
+
+    @property
+    def pid(self) -> int | None:
+        if self._process is not None:
+            return self._process.pid
+        return self._reattach.pid if self._reattach else None
+
+    @property
+    def negotiated_version(self) -> int | None:
+        """The app protocol version both sides agreed on (go-plugin's NegotiatedVersion)."""
+        return self._line.app_version if self._line else None
+
+    @property
+    def protocol(self) -> str | None:
+        return self._line.protocol if self._line else None
+
+    @property
+    def returncode(self) -> int | None:
+        return self._process.returncode if self._process is not None else None
+
+    @property
+    def exited(self) -> bool:
+        if self._process is not None:
+            return self._process.returncode is not None
+        pid = self.pid
+        return pid is None or not _pid_alive(pid)
+
+    @property
+    def reattach_config(self) -> ReattachConfig | None:
+        """How another client can connect to this running plugin (not with AutoMTLS)."""
+        line, pid = self._line, self.pid
+        if line is None or pid is None or line.server_cert:
+            return None
+        return ReattachConfig(line.protocol, line.app_version, line.network, line.address, pid)
+
+    def _kill_at_exit(self) -> None:
+        raise NotImplementedError
+
+    # ----------------------------------------------------------------- helpers
+
+    def _handshake_done(self, started: Started) -> None:
+        self._process = started.process
+        self._line = started.line
+        self._socket_dir = started.socket_dir
+
+    def _reattach_line(self) -> hs.HandshakeLine:
+        cfg = self._reattach
+        assert cfg is not None
+        if cfg.protocol != hs.PROTOCOL_NATIVE:
+            raise HandshakeError(
+                f"cannot reattach with protocol {cfg.protocol!r}: this client speaks "
+                f"{hs.PROTOCOL_NATIVE!r}"
+            )
+        if not _pid_alive(cfg.pid):
+            raise HandshakeError(f"plugin process {cfg.pid} to reattach to was not found")
+        return hs.HandshakeLine(
+            hs.CORE_PROTOCOL_VERSION, cfg.protocol_version, cfg.network, cfg.address, cfg.protocol
+        )
+
+    def _lost_error(self, cause: BaseException | None) -> BaseException:
+        if self._killing:
+            return ConnectionClosedError(f"plugin {self.name!r} was killed")
+        if isinstance(cause, ProtocolError):
+            log.error("plugin %s broke the protocol: %s", self.name, cause)
+            return cause
+        process = self._process
+        if process is not None:
+            returncode = process.wait(1.0)
+            if returncode is not None:
+                return PluginCrashedError(self.name, returncode, process.stderr_tail())
+        reason = f" ({cause})" if cause is not None else ""
+        return ConnectionClosedError(f"the connection to plugin {self.name!r} was lost{reason}")
+
+    def _check_interface(self, iface: type[Interface], reply: Any) -> int:
+        spec = spec_of(iface)
+        if not isinstance(reply, list) or len(reply) != 2 or type(reply[0]) is not int:
+            raise ProtocolError(f"unexpected reply to dispense: {reply!r:.100}")
+        oid, methods = reply
+        missing = sorted(set(spec.methods) - set(methods))
+        if missing:
+            raise HandshakeError(
+                f"plugin {self.name!r} serves {spec.name} without method(s) "
+                f"{', '.join(missing)}: host and plugin disagree on the interface"
+            )
+        return int(oid)
+
+    def _finish_kill(self, graceful: bool) -> None:
+        process = self._process
+        if process is not None:
+            if process.wait(self.kill_timeout if graceful else 0) is None:
+                if graceful:
+                    self.logger.warning("plugin failed to exit gracefully; killing it")
+                process.kill()
+            process.close()
+        elif self._reattach is not None and graceful:
+            deadline = time.monotonic() + self.kill_timeout
+            while _pid_alive(self._reattach.pid) and time.monotonic() < deadline:
+                time.sleep(0.02)
+        remove_socket_dir(self._socket_dir)
+        _cleanup.unregister(self)
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def _connect(line: hs.HandshakeLine, started: Started | None) -> socket.socket:
+    if line.network == "unix":
+        return connect_unix(line.address)
+    host, port = line.tcp_address()
+    sock = connect_tcp(host, port)
+    if started is None or started.tls is None:
+        return sock
+    try:
+        return started.tls.wrap_socket(sock, server_hostname="localhost")
+    except OSError as exc:
+        sock.close()
+        raise HandshakeError(f"TLS handshake with the plugin failed: {exc}") from exc
+
+
+class Client(_Base):
+    """Runs one plugin process and talks to it over the native protocol (blocking API).
+
+    Usable as a context manager; `kill()` stops the plugin gracefully, then by force.
+    The handshake and every option follow go-plugin's ClientConfig where one exists.
+    """
+
+    _ep: SyncEndpoint | None = None
+
+    def start(self) -> None:
+        """Start the plugin and connect to it (safe to call again once started)."""
+        with self._state_lock:
+            if self._ep is not None:
+                return
+            if self._killed:
+                raise TetherError("this client was killed; create a new one to start again")
+            started: Started | None = None
+            if self._launch is not None:
+                started = self._launch.start()
+                self._handshake_done(started)
+                line = started.line
+            else:
+                line = self._reattach_line()
+                self._line = line
+            _cleanup.register(self)
+            try:
+                sock = _connect(line, started)
+                self._ep = SyncEndpoint(
+                    sock,
+                    name=self.name,
+                    exports=ExportTable(),
+                    control=_host_control,
+                    lost_error=self._lost_error,
+                )
+            except BaseException:
+                self._killed = True
+                self._finish_kill(graceful=False)
+                raise
+
+    def _endpoint(self) -> SyncEndpoint:
+        if self._ep is None:
+            self.start()
+        assert self._ep is not None
+        return self._ep
+
+    def dispense(self, name: str, interface: type[T], *, timeout: float | None = None) -> T:
+        """A proxy for the plugin called `name`, typed as `interface`."""
+        ep = self._endpoint()
+        reply = ep.control_call("dispense", [name, spec_of(interface).name], 30.0)
+        oid = self._check_interface(interface, reply)
+        return sync_proxy(ep, oid, interface, timeout if timeout is not None else self.call_timeout)
+
+    def ping(self, timeout: float | None = 10.0) -> None:
+        """Check the plugin answers; raises if it does not."""
+        self._endpoint().control_call("ping", [], timeout)
+
+    def kill(self) -> None:
+        """Stop the plugin: ask it to shut down, wait `kill_timeout`, then SIGKILL (idempotent)."""
+        with self._state_lock:
+            if self._killed:
+                return
+            self._killed = self._killing = True
+        ep = self._ep
+        graceful = ep is not None and not ep.closed
+        if ep is not None:
+            if graceful:
+                try:
+                    ep.control_call("shutdown", [], max(self.kill_timeout, 0.05))
+                except TetherError:
+                    pass
+            ep.close()
+        self._finish_kill(graceful=graceful)
+
+    def _kill_at_exit(self) -> None:
+        self.kill()
+
+    def __enter__(self) -> Client:
+        self.start()
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.kill()
+
+    def __repr__(self) -> str:
+        return f"<tether.Client {self.name!r} pid={self.pid}>"
+
+
+def _host_control(endpoint: SyncEndpoint, method: str, args: list[Any]) -> Any:
+    if method == "ping":
+        return True
+    raise ConfigError(f"the host has no control method {method!r}")
+
+
+class AsyncClient(_Base):
+    """Runs one plugin process and talks to it over the native protocol (asyncio API)."""
+
+    _ep: AsyncEndpoint | None = None
+    _start_lock: asyncio.Lock | None = None
+
+    async def start(self) -> None:
+        if self._start_lock is None:
+            self._start_lock = asyncio.Lock()
+        async with self._start_lock:
+            if self._ep is not None:
+                return
+            if self._killed:
+                raise TetherError("this client was killed; create a new one to start again")
+            started: Started | None = None
+            if self._launch is not None:
+                started = await asyncio.to_thread(self._launch.start)
+                self._handshake_done(started)
+                line = started.line
+            else:
+                line = self._reattach_line()
+                self._line = line
+            _cleanup.register(self)
+            try:
+                self._ep = await self._open(line, started)
+            except BaseException:
+                self._killed = True
+                await asyncio.to_thread(self._finish_kill, False)
+                raise
+
+    async def _open(self, line: hs.HandshakeLine, started: Started | None) -> AsyncEndpoint:
+        loop = asyncio.get_running_loop()
+        endpoint = AsyncEndpoint(name=self.name, exports=ExportTable(), lost_error=self._lost_error)
+        try:
+            if line.network == "unix":
+                transport, _ = await loop.create_unix_connection(lambda: endpoint, line.address)
+            else:
+                host, port = line.tcp_address()
+                tls = started.tls if started is not None else None
+                transport, _ = await loop.create_connection(
+                    lambda: endpoint,
+                    host,
+                    port,
+                    ssl=tls,
+                    server_hostname="localhost" if tls is not None else None,
+                )
+        except OSError as exc:
+            raise HandshakeError(f"cannot connect to the plugin at {line.address}: {exc}") from exc
+        sock = transport.get_extra_info("socket")
+        if sock is not None and line.network == "unix":
+            try:
+                check_peer(sock)
+            except BaseException:
+                transport.abort()
+                raise
+        return endpoint
+
+    def _endpoint(self) -> AsyncEndpoint:
+        if self._ep is None:
+            raise TetherError("call `await client.start()` (or use `async with`) first")
+        return self._ep
+
+    async def dispense(self, name: str, interface: type[T], *, timeout: float | None = None) -> T:
+        """A proxy for the plugin called `name`; its methods are coroutines."""
+        if self._ep is None:
+            await self.start()
+        ep = self._endpoint()
+        reply = await ep.control_call("dispense", [name, spec_of(interface).name], 30.0)
+        oid = self._check_interface(interface, reply)
+        return async_proxy(
+            ep, oid, interface, timeout if timeout is not None else self.call_timeout
+        )
+
+    async def ping(self, timeout: float | None = 10.0) -> None:
+        if self._ep is None:
+            await self.start()
+        await self._endpoint().control_call("ping", [], timeout)
+
+    async def kill(self) -> None:
+        """Stop the plugin: ask it to shut down, wait `kill_timeout`, then SIGKILL (idempotent)."""
+        with self._state_lock:
+            if self._killed:
+                return
+            self._killed = self._killing = True
+        ep = self._ep
+        graceful = ep is not None and not ep.closed
+        if ep is not None:
+            if graceful:
+                try:
+                    await ep.control_call("shutdown", [], max(self.kill_timeout, 0.05))
+                except TetherError:
+                    pass
+            await ep.aclose()
+        await asyncio.shield(asyncio.to_thread(self._finish_kill, graceful))
+
+    def _kill_at_exit(self) -> None:
+        # The event loop is gone at interpreter exit: stop the process directly.
+        with self._state_lock:
+            if self._killed:
+                return
+            self._killed = self._killing = True
+        process = self._process
+        if process is not None and process.pid is not None and process.returncode is None:
+            try:
+                os.kill(process.pid, signal.SIGTERM)
+            except ProcessLookupError:
+                pass
+        self._finish_kill(graceful=True)
+
+    async def __aenter__(self) -> AsyncClient:
+        await self.start()
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.kill()
+
+    def __repr__(self) -> str:
+        return f"<tether.AsyncClient {self.name!r} pid={self.pid}>"

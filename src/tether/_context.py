@@ -1,0 +1,97 @@
+"""Per-call context: the plugin side's view of the call it runs, the host side's timeouts."""
+
+from __future__ import annotations
+
+import contextlib
+import threading
+from collections.abc import Callable, Iterator
+from contextvars import ContextVar
+from typing import Final
+
+from ._errors import TetherError
+
+__all__ = ["CallContext", "current_call", "timeout"]
+
+_CURRENT: Final[ContextVar[CallContext | None]] = ContextVar("tether_call", default=None)
+TIMEOUT: Final[ContextVar[float | None]] = ContextVar("tether_timeout", default=None)
+
+
+class CallContext:
+    """The call a plugin method is running for; reach it with `tether.current_call()`.
+
+    Long-running synchronous implementations poll `cancelled` (or wait on it) to stop early
+    when the host cancels the call or its timeout expires; async implementations are
+    cancelled with `asyncio.CancelledError` instead.
+    """
+
+    __slots__ = ("_cancel_hooks", "_event", "_is_cancelled", "call_id", "method")
+
+    def __init__(self, call_id: int, method: str) -> None:
+        self.call_id = call_id
+        self.method = method
+        # Created on first use: a threading.Event costs more than the rest of a call.
+        self._event: threading.Event | None = None
+        self._is_cancelled = False
+        self._cancel_hooks: list[Callable[[], None]] | None = None
+
+    @property
+    def cancelled(self) -> threading.Event:
+        """Set once the host has cancelled this call."""
+        if self._event is None:
+            event = threading.Event()
+            if self._is_cancelled:
+                event.set()
+            self._event = event
+        return self._event
+
+    def is_cancelled(self) -> bool:
+        return self._is_cancelled
+
+    def cancel(self) -> None:
+        if self._is_cancelled:
+            return
+        self._is_cancelled = True
+        if self._event is not None:
+            self._event.set()
+        for hook in self._cancel_hooks or ():
+            hook()
+
+    def on_cancel(self, hook: Callable[[], None]) -> None:
+        if self._is_cancelled:
+            hook()
+        elif self._cancel_hooks is None:
+            self._cancel_hooks = [hook]
+        else:
+            self._cancel_hooks.append(hook)
+
+
+def current_call() -> CallContext:
+    """The context of the call the current plugin method runs for."""
+    ctx = _CURRENT.get()
+    if ctx is None:
+        raise TetherError("current_call() is only available inside a plugin method call")
+    return ctx
+
+
+@contextlib.contextmanager
+def timeout(seconds: float | None) -> Iterator[None]:
+    """Give calls made in this block (in this thread or task) a deadline of `seconds`.
+
+    A call that does not finish in time raises `CallTimeoutError`, and the plugin is told to
+    cancel it. `None` removes an enclosing limit.
+    """
+    if seconds is not None and seconds <= 0:
+        raise ValueError(f"timeout must be positive, got {seconds}")
+    token = TIMEOUT.set(seconds)
+    try:
+        yield
+    finally:
+        TIMEOUT.reset(token)
+
+
+def set_current(ctx: CallContext | None) -> object:
+    return _CURRENT.set(ctx)
+
+
+def reset_current(token: object) -> None:
+    _CURRENT.reset(token)  # type: ignore[arg-type]

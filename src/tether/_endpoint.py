@@ -1,0 +1,811 @@
+"""The blocking driver of the native protocol: one connected socket, shared by many threads.
+
+There is no dedicated reader thread. Threads that wait (callers waiting for a response,
+workers waiting for a request) take turns as the *leader*, the one thread reading the socket;
+it delivers what it reads to the others and hands the role on when it is done. A sequential
+call is therefore sent and received by the calling thread itself, with no thread hop.
+
+A request read off the socket is run by the thread that read it, after it has handed the
+reading role to another thread (spawning one if nobody waits), so calls never queue behind a
+slow one and cancellations keep arriving while an implementation runs.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+import itertools
+import logging
+import select
+import socket
+import threading
+import time
+import weakref
+from collections import deque
+from collections.abc import Callable, Iterator
+from typing import Any, Final
+
+from ._context import TIMEOUT, CallContext, reset_current, set_current
+from ._dispatch import (
+    AfterReply,
+    ExportTable,
+    cancelled_message,
+    error_message,
+    exception_from,
+    resolve,
+)
+from ._errors import (
+    ArgumentError,
+    CallTimeoutError,
+    ConnectionClosedError,
+    ProtocolError,
+    TetherError,
+)
+from ._interface import Interface, MethodSpec
+from ._wire import (
+    CANCEL,
+    CONTROL_OBJECT,
+    CREDIT,
+    DEFAULT_MAX_FRAME,
+    ERROR,
+    RELEASE,
+    REQUEST,
+    RESPONSE,
+    STREAM_END,
+    STREAM_ITEM,
+    Codec,
+    FrameDecoder,
+    ObjectRef,
+)
+
+__all__ = ["STREAM_WINDOW", "SyncEndpoint"]
+
+log = logging.getLogger("tether.rpc")
+
+STREAM_WINDOW: Final = 64  # stream items a plugin may send ahead of the consumer
+_RECV_SIZE: Final = 256 * 1024
+_MAX_WORKERS: Final = 256
+_TEMP_WORKER_POLL: Final = 0.2  # how often a host-side helper reader checks if it is needed
+# An inline request running longer than _WATCHDOG_MIN gets the reading role taken from it;
+# the watchdog backs off to _WATCHDOG_MAX between checks while nothing runs inline.
+_WATCHDOG_MIN: Final = 0.001
+_WATCHDOG_MAX: Final = 0.02
+
+ControlHandler = Callable[["SyncEndpoint", str, list[Any]], Any]
+LostError = Callable[[BaseException | None], BaseException]
+
+
+class _Waiter:
+    """One thread waiting on the endpoint: for a response, stream items, or a request."""
+
+    __slots__ = ("done", "error", "items", "lead", "lock", "value", "waiting")
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.lock.acquire()
+        self.done = False
+        self.value: Any = None
+        self.error: BaseException | None = None
+        self.items: deque[Any] | None = None
+        self.lead = False
+        self.waiting = False
+
+
+class _Inflight:
+    """A request from the peer that this side is running."""
+
+    __slots__ = ("cond", "credit", "ctx")
+
+    def __init__(self, ctx: CallContext) -> None:
+        self.ctx = ctx
+        self.credit = STREAM_WINDOW
+        self.cond: threading.Condition | None = None
+
+
+class SyncEndpoint:
+    """Both halves of the native protocol over one blocking socket."""
+
+    def __init__(
+        self,
+        sock: socket.socket,
+        *,
+        name: str,
+        exports: ExportTable,
+        control: ControlHandler,
+        lost_error: LostError | None = None,
+        inline: bool = False,
+        max_frame: int = DEFAULT_MAX_FRAME,
+    ) -> None:
+        sock.setblocking(True)
+        self.name = name
+        self.exports = exports
+        self._sock = sock
+        self._control = control
+        self._lost_error = lost_error or _default_lost_error
+        self._inline = inline
+        self._inline_owner: int | None = None
+        self._inline_since = 0.0
+        self._watchdog_started = False
+        self._codec = Codec(export=exports.export, max_frame=max_frame)
+        self._decoder = FrameDecoder(max_frame)
+        # One receive buffer, reused: recv(n) would allocate (and for large n, mmap) n bytes
+        # on every read.
+        self._rbuf = bytearray(_RECV_SIZE)
+        self._rview = memoryview(self._rbuf)
+        self._send_lock = threading.Lock()
+        self._mu = threading.Lock()
+        self._leading = False
+        self._idle: dict[_Waiter, None] = {}
+        self._pending: dict[int, _Waiter] = {}
+        self._inflight: dict[int, _Inflight] = {}
+        self._executing = 0
+        self._workers = 0
+        self._next_id = itertools.count(1).__next__
+        self._failed: BaseException | None = None
+        self._closing = False
+        self._closed_event = threading.Event()
+        self._releases: list[int] = []
+        self._poller: select.poll | None = None
+        self._aio: _AsyncRunner | None = None
+        self.peer_closed_cleanly = False
+
+    # ----------------------------------------------------------------- calling the peer
+
+    def call(
+        self,
+        oid: int,
+        spec: MethodSpec,
+        args: tuple[Any, ...],
+        kwargs: dict[str, Any],
+        timeout: float | None = None,
+    ) -> Any:
+        wire_args = spec.check_args(spec.bind(args, kwargs))
+        w = _Waiter()
+        cid = self._request(oid, spec.name, wire_args, w)
+        self._await(cid, w, spec.qualname, _deadline(timeout))
+        if w.error is not None:
+            raise w.error
+        return spec.check_result(w.value, self._make_proxy)
+
+    def call_stream(
+        self,
+        oid: int,
+        spec: MethodSpec,
+        args: tuple[Any, ...],
+        kwargs: dict[str, Any],
+        timeout: float | None = None,
+    ) -> Stream:
+        wire_args = spec.check_args(spec.bind(args, kwargs))
+        w = _Waiter()
+        w.items = deque()
+        cid = self._request(oid, spec.name, wire_args, w)
+        return Stream(self, cid, w, spec, _deadline(timeout))
+
+    def control_call(self, method: str, args: list[Any], timeout: float | None = None) -> Any:
+        w = _Waiter()
+        cid = self._request(CONTROL_OBJECT, method, args, w)
+        self._await(cid, w, method, _deadline(timeout))
+        if w.error is not None:
+            raise w.error
+        return w.value
+
+    def _request(self, oid: int, method: str, args: list[Any], w: _Waiter) -> int:
+        cid = self._next_id()
+        with self._mu:
+            if self._failed is not None:
+                raise self._failed
+            self._pending[cid] = w
+        try:
+            frame = self._codec.encode([REQUEST, cid, oid, method, args])
+        except BaseException as exc:
+            with self._mu:
+                self._pending.pop(cid, None)
+            if isinstance(exc, TypeError | ValueError):
+                raise ArgumentError(f"{method}(): arguments cannot be sent: {exc}") from None
+            raise
+        self._send(frame)
+        return cid
+
+    def _await(self, cid: int, w: _Waiter, what: str, deadline: float | None) -> None:
+        if self._wait(w, deadline):
+            return
+        # Timed out: tell the plugin to stop, and never deliver a late answer.
+        with self._mu:
+            self._pending.pop(cid, None)
+            done = w.done
+        if done:
+            return
+        self._send_quiet([CANCEL, cid])
+        raise CallTimeoutError(
+            f"{what}() on plugin {self.name!r} did not complete in time; the plugin was "
+            "asked to cancel it"
+        )
+
+    def _send(self, frame: bytes | bytearray) -> None:
+        releases = self._releases
+        try:
+            with self._send_lock:
+                if releases:
+                    self._flush_releases()
+                self._sock.sendall(frame)
+        except OSError as exc:
+            self._fail(exc)
+            assert self._failed is not None
+            raise self._failed from None
+
+    def _send_quiet(self, message: list[Any]) -> None:
+        try:
+            self._send(self._codec.encode(message))
+        except TetherError:
+            pass
+
+    def _flush_releases(self) -> None:
+        # Called with the send lock held; RELEASE messages come from proxy finalizers, which
+        # may run in any thread at any time, so they are queued instead of sent there.
+        pending, self._releases[:] = list(self._releases), []
+        for oid in pending:
+            self._sock.sendall(self._codec.encode([RELEASE, oid]))
+
+    # ----------------------------------------------------------------- waiting and reading
+
+    def _wait(self, w: _Waiter, deadline: float | None, lead: bool = False) -> bool:
+        """Wait until `w` is signalled (True) or the deadline passes (False).
+
+        `lead` says the calling thread already holds the reading role (a fresh worker).
+        """
+        mu = self._mu
+        while True:
+            if not lead:
+                with mu:
+                    if w.done or w.items or self._failed is not None:
+                        return True
+                    if not self._leading:
+                        self._leading = lead = True
+                    elif self._inline_owner == threading.get_ident():
+                        # A call made from inside an inline request: this thread still
+                        # holds the reading role, so it keeps reading.
+                        self._inline_owner = None
+                        lead = True
+                    else:
+                        w.waiting = True
+                        self._idle[w] = None
+            if lead:
+                lead = False
+                request = None
+                try:
+                    request = self._lead(w, deadline)
+                finally:
+                    if request is None or not self._inline:
+                        self._step_down(request is not None)
+                if request is not None:
+                    lead = self._run_request(request)
+                    continue
+                if w.done or w.items or self._failed is not None:
+                    return True
+                if deadline is not None and time.monotonic() >= deadline:
+                    return False
+                continue
+            if deadline is None:
+                w.lock.acquire()
+            elif not w.lock.acquire(timeout=max(deadline - time.monotonic(), 0.0)):
+                with mu:
+                    if w.waiting:
+                        w.waiting = False
+                        del self._idle[w]
+                        return bool(w.done or w.items)
+                # Woken at the same moment the wait timed out: take the wake-up.
+                w.lock.acquire()
+            if w.lead:
+                w.lead = False
+                lead = True
+            elif w.done or w.items:
+                return True
+
+    def _run_request(self, request: list[Any]) -> bool:
+        """Run a request the calling thread read; True if it still holds the reading role.
+
+        Inline mode (the plugin side) keeps the reading role while running the request, so a
+        sequential call costs no thread hop; the watchdog hands the role to another thread
+        if the request runs long. Otherwise the role was handed on before running it.
+        """
+        if not self._inline:
+            self._execute(request)
+            return False
+        me = threading.get_ident()
+        with self._mu:
+            self._inline_owner = me
+            self._inline_since = time.monotonic()
+        self._ensure_watchdog()
+        try:
+            self._execute(request)
+        finally:
+            with self._mu:
+                still_leader = self._inline_owner == me
+                if still_leader:
+                    self._inline_owner = None
+        return still_leader
+
+    def _ensure_watchdog(self) -> None:
+        if self._watchdog_started:
+            return
+        self._watchdog_started = True
+        threading.Thread(
+            target=self._watchdog, name=f"tether-{self.name}-watchdog", daemon=True
+        ).start()
+
+    def _watchdog(self) -> None:
+        """Hand the reading role on when an inline request runs longer than a moment."""
+        interval = _WATCHDOG_MIN
+        while self._failed is None:
+            time.sleep(interval)
+            with self._mu:
+                owner, since = self._inline_owner, self._inline_since
+                if owner is None:
+                    interval = min(interval * 2, _WATCHDOG_MAX)
+                    continue
+                interval = _WATCHDOG_MIN
+                if time.monotonic() - since < _WATCHDOG_MIN:
+                    continue
+                self._inline_owner = None
+                self._pass_lead_locked(spawn=True)
+
+    def _step_down(self, read_request: bool) -> None:
+        with self._mu:
+            self._pass_lead_locked(spawn=read_request)
+
+    def _pass_lead_locked(self, spawn: bool) -> None:
+        """Give the reading role to a waiting thread, or a new worker (mutex held)."""
+        if self._idle:
+            nxt = next(iter(self._idle))
+            del self._idle[nxt]
+            nxt.waiting = False
+            nxt.lead = True
+            nxt.lock.release()
+            return
+        if spawn and self._failed is None and self._workers < _MAX_WORKERS:
+            self._workers += 1
+            self._start_worker()
+            return
+        self._leading = False
+
+    def _lead(self, w: _Waiter, deadline: float | None) -> list[Any] | None:
+        """Read and deliver messages until `w` is signalled, time runs out or a request comes."""
+        decoder, codec = self._decoder, self._codec
+        while not (w.done or w.items):
+            payload = decoder.next_payload() if decoder.buffered else None
+            if payload is None:
+                if deadline is not None and not self._readable(deadline):
+                    return None
+                try:
+                    size = self._sock.recv_into(self._rbuf)
+                except OSError as exc:
+                    self._fail(exc)
+                    return None
+                if not size:
+                    self._fail(None)
+                    return None
+                try:
+                    decoder.feed(self._rview[:size])
+                    payload = decoder.next_payload()
+                except ProtocolError as exc:
+                    self._fail(exc)
+                    return None
+                if payload is None:
+                    continue
+            try:
+                message = codec.decode(payload)
+            except ProtocolError as exc:
+                self._fail(exc)
+                return None
+            if message[0] == REQUEST:
+                return message
+            self._deliver(message)
+        return None
+
+    def _readable(self, deadline: float) -> bool:
+        sock = self._sock
+        pending = getattr(sock, "pending", None)
+        if pending is not None and pending():
+            return True
+        if self._poller is None:
+            self._poller = select.poll()
+            self._poller.register(sock, select.POLLIN | select.POLLERR | select.POLLHUP)
+        remaining = deadline - time.monotonic()
+        if remaining <= 0:
+            return False
+        return bool(self._poller.poll(remaining * 1000))
+
+    def _deliver(self, message: list[Any]) -> None:
+        kind, cid = message[0], message[1]
+        if kind in (CANCEL, CREDIT):
+            self._deliver_to_inflight(kind, cid, message)
+            return
+        if kind == RELEASE:
+            self.exports.release(cid)
+            return
+        with self._mu:
+            w = self._pending.get(cid)
+            if w is None:
+                return  # an answer to a call that timed out or was cancelled
+            if kind == STREAM_ITEM:
+                if w.items is None:
+                    return
+                w.items.append(message[2])
+            else:
+                del self._pending[cid]
+                if kind == RESPONSE:
+                    w.value = message[2]
+                elif kind == ERROR:
+                    w.error = exception_from(message)
+                w.done = True
+            if w.waiting:
+                w.waiting = False
+                del self._idle[w]
+                w.lock.release()
+
+    def _deliver_to_inflight(self, kind: int, cid: int, message: list[Any]) -> None:
+        with self._mu:
+            entry = self._inflight.get(cid)
+        if entry is None:
+            return
+        if kind == CANCEL:
+            entry.ctx.cancel()
+            if entry.cond is not None:
+                with entry.cond:
+                    entry.cond.notify_all()
+        elif entry.cond is not None:
+            count = message[2]
+            if type(count) is int and count > 0:
+                with entry.cond:
+                    entry.credit += count
+                    entry.cond.notify_all()
+
+    # ----------------------------------------------------------------- serving requests
+
+    def _execute(self, message: list[Any]) -> None:
+        _, cid, oid, method, args = message
+        if oid == CONTROL_OBJECT:
+            self._execute_control(cid, method, args)
+            return
+        found = resolve(self.exports, oid, method)
+        if isinstance(found, list):
+            self._send_quiet([ERROR, cid, *found])
+            return
+        func, spec, is_async = found
+        entry = _Inflight(CallContext(cid, spec.qualname))
+        with self._mu:
+            self._inflight[cid] = entry
+            self._executing += 1
+        token = set_current(entry.ctx)
+        handed_off = False
+        try:
+            result = func(*spec.check_args(args, self._make_proxy))
+            if is_async or inspect.isawaitable(result):
+                handed_off = True
+                self._async_runner().submit(self, cid, spec, result, entry)
+            elif spec.stream:
+                self._send_stream(cid, spec, result, entry)
+            else:
+                self._reply(cid, spec, result)
+        except Exception as exc:
+            self._send_quiet(error_message(cid, exc))
+        finally:
+            reset_current(token)
+            if not handed_off:
+                self.finish_inflight(cid)
+
+    def finish_inflight(self, cid: int) -> None:
+        with self._mu:
+            if self._inflight.pop(cid, None) is not None:
+                self._executing -= 1
+
+    def _reply(self, cid: int, spec: MethodSpec, result: Any) -> None:
+        try:
+            frame = self._codec.encode([RESPONSE, cid, spec.prepare_result(result)])
+        except (TypeError, ValueError, ArgumentError) as exc:
+            frame = self._codec.encode(
+                error_message(
+                    cid,
+                    ArgumentError(f"{spec.qualname}() returned a value that cannot be sent: {exc}"),
+                )
+            )
+        self._send(frame)
+
+    def _send_stream(self, cid: int, spec: MethodSpec, items: Any, entry: _Inflight) -> None:
+        entry.cond = threading.Condition()
+        ctx = entry.ctx
+        iterator = iter(items)
+        try:
+            for item in iterator:
+                with entry.cond:
+                    while entry.credit <= 0 and not ctx.is_cancelled() and not self._failed:
+                        entry.cond.wait(1.0)
+                    entry.credit -= 1
+                if ctx.is_cancelled() or self._failed:
+                    break
+                self._send(self._codec.encode([STREAM_ITEM, cid, spec.prepare_result(item)]))
+        finally:
+            close = getattr(iterator, "close", None)
+            if close is not None:
+                close()
+        if ctx.is_cancelled():
+            self._send_quiet(cancelled_message(cid))
+        else:
+            self._send(self._codec.encode([STREAM_END, cid]))
+
+    def _execute_control(self, cid: int, method: str, args: list[Any]) -> None:
+        try:
+            result = self._control(self, method, args)
+        except Exception as exc:
+            self._send_quiet(error_message(cid, exc))
+            return
+        action = None
+        if isinstance(result, AfterReply):
+            result, action = result.value, result.action
+        self._send_quiet([RESPONSE, cid, result])
+        if action is not None:
+            action()
+
+    def _start_worker(self) -> None:
+        """Start a thread that takes over the reading role, which the caller holds for it."""
+        thread = threading.Thread(
+            target=self._worker, name=f"tether-{self.name}-worker", daemon=True
+        )
+        thread.start()
+
+    def _worker(self) -> None:
+        w = _Waiter()
+        lead = True
+        try:
+            while self._failed is None:
+                if self._inline:
+                    self._wait(w, None, lead)
+                else:
+                    self._wait(w, time.monotonic() + _TEMP_WORKER_POLL, lead)
+                    with self._mu:
+                        if not self._executing:
+                            return
+                lead = False
+        finally:
+            with self._mu:
+                self._workers -= 1
+                if w.waiting:
+                    w.waiting = False
+                    del self._idle[w]
+
+    def serve(self) -> None:
+        """Serve requests in the calling thread (plus helpers) until the connection closes."""
+        w = _Waiter()
+        while self._failed is None:
+            self._wait(w, None)
+        self._closed_event.wait()
+
+    # ----------------------------------------------------------------- references
+
+    def _make_proxy(self, ref: ObjectRef, iface: type[Interface]) -> Any:
+        from ._proxy import sync_proxy
+
+        proxy = sync_proxy(self, ref.object_id, iface, None)
+        weakref.finalize(proxy, self._release_later, ref.object_id)
+        return proxy
+
+    def _release_later(self, oid: int) -> None:
+        if self._failed is None:
+            self._releases.append(oid)
+
+    # ----------------------------------------------------------------- closing
+
+    @property
+    def closed(self) -> bool:
+        return self._failed is not None
+
+    def _fail(self, cause: BaseException | None) -> None:
+        with self._mu:
+            if self._failed is not None or self._closing:
+                return
+            self._closing = True
+        error: BaseException = ConnectionClosedError(
+            f"connection to plugin {self.name!r} is closed"
+        )
+        if not self._closed_by_us():
+            error = self._lost_error(cause)
+        if cause is None:
+            self.peer_closed_cleanly = True
+        with self._mu:
+            self._failed = error
+            waiters = list(self._pending.values())
+            self._pending.clear()
+            inflight = list(self._inflight.values())
+            for w in waiters:
+                w.error = error
+                w.done = True
+            for w in list(self._idle):
+                w.waiting = False
+                w.done = True
+                w.lock.release()
+            self._idle.clear()
+        for entry in inflight:
+            entry.ctx.cancel()
+            if entry.cond is not None:
+                with entry.cond:
+                    entry.cond.notify_all()
+        self._shutdown_socket()
+        self._closed_event.set()
+
+    def _closed_by_us(self) -> bool:
+        return getattr(self, "_local_close", False)
+
+    def _shutdown_socket(self) -> None:
+        try:
+            self._sock.shutdown(socket.SHUT_RDWR)
+        except OSError:
+            pass
+        try:
+            self._sock.close()
+        except OSError:
+            pass
+
+    def close(self) -> None:
+        """Close the connection; waiting calls fail with ConnectionClosedError."""
+        self._local_close = True
+        # Waking a thread blocked in recv() needs shutdown(); it then sees EOF and fails
+        # everything. If nobody is reading, fail directly.
+        try:
+            self._sock.shutdown(socket.SHUT_RDWR)
+        except OSError:
+            pass
+        with self._mu:
+            leading = self._leading
+        if not leading or not self._closed_event.wait(2.0):
+            self._fail(None)
+        if self._aio is not None:
+            self._aio.stop()
+
+    def wait_closed(self, timeout: float | None = None) -> bool:
+        return self._closed_event.wait(timeout)
+
+    def _async_runner(self) -> _AsyncRunner:
+        if self._aio is None:
+            with self._mu:
+                if self._aio is None:
+                    self._aio = _AsyncRunner(self.name)
+        return self._aio
+
+
+def _default_lost_error(cause: BaseException | None) -> BaseException:
+    if isinstance(cause, ProtocolError):
+        return cause
+    reason = f": {cause}" if cause is not None else ""
+    return ConnectionClosedError(f"the connection was closed by the peer{reason}")
+
+
+def _deadline(timeout: float | None) -> float | None:
+    limit = TIMEOUT.get()
+    if limit is None:
+        limit = timeout
+    return None if limit is None else time.monotonic() + limit
+
+
+class Stream(Iterator[Any]):
+    """The host side of a streaming call: iterate it; `close()` cancels the rest."""
+
+    def __init__(
+        self,
+        endpoint: SyncEndpoint,
+        cid: int,
+        waiter: _Waiter,
+        spec: MethodSpec,
+        deadline: float | None,
+    ) -> None:
+        self._ep = endpoint
+        self._cid = cid
+        self._w = waiter
+        self._spec = spec
+        self._deadline = deadline
+        self._consumed = 0
+        self._finished = False
+
+    def __iter__(self) -> Stream:
+        return self
+
+    def __next__(self) -> Any:
+        w = self._w
+        items = w.items
+        assert items is not None
+        if self._finished:
+            raise StopIteration
+        while True:
+            if items:
+                item = items.popleft()
+                self._consumed += 1
+                if self._consumed >= STREAM_WINDOW // 2:
+                    self._ep._send_quiet([CREDIT, self._cid, self._consumed])
+                    self._consumed = 0
+                return self._spec.check_result(item, self._ep._make_proxy)
+            if w.done:
+                self._finished = True
+                if w.error is not None:
+                    raise w.error
+                raise StopIteration
+            if not self._ep._wait(w, self._deadline):
+                self.close()
+                raise CallTimeoutError(
+                    f"{self._spec.qualname}() stream on plugin {self._ep.name!r} did not "
+                    "finish in time; the plugin was asked to cancel it"
+                )
+
+    def close(self) -> None:
+        """Stop the stream early; the plugin is told to cancel its generator."""
+        if self._finished:
+            return
+        self._finished = True
+        with self._ep._mu:
+            still_running = self._ep._pending.pop(self._cid, None) is not None
+        if still_running:
+            self._ep._send_quiet([CANCEL, self._cid])
+
+    def __enter__(self) -> Stream:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def __del__(self) -> None:
+        if not self._finished and not self._ep.closed:
+            self._ep._pending.pop(self._cid, None)
+
+
+class _AsyncRunner:
+    """An event loop thread for `async def` implementations on the plugin side."""
+
+    def __init__(self, name: str) -> None:
+        self.loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(
+            target=self.loop.run_forever, name=f"tether-{name}-asyncio", daemon=True
+        )
+        self._thread.start()
+
+    def submit(
+        self, ep: SyncEndpoint, cid: int, spec: MethodSpec, result: Any, entry: _Inflight
+    ) -> None:
+        future = asyncio.run_coroutine_threadsafe(
+            self._run(ep, cid, spec, result, entry), self.loop
+        )
+        entry.ctx.on_cancel(lambda: None if future.cancel() else None)
+
+    async def _run(
+        self, ep: SyncEndpoint, cid: int, spec: MethodSpec, result: Any, entry: _Inflight
+    ) -> None:
+        token = set_current(entry.ctx)
+        try:
+            if inspect.isasyncgen(result) or (spec.stream and hasattr(result, "__aiter__")):
+                await self._stream(ep, cid, spec, result, entry)
+            else:
+                value = await result
+                ep._reply(cid, spec, value)
+        except asyncio.CancelledError:
+            ep._send_quiet(cancelled_message(cid))
+        except Exception as exc:
+            ep._send_quiet(error_message(cid, exc))
+        finally:
+            reset_current(token)
+            ep.finish_inflight(cid)
+
+    async def _stream(
+        self, ep: SyncEndpoint, cid: int, spec: MethodSpec, agen: Any, entry: _Inflight
+    ) -> None:
+        entry.cond = threading.Condition()
+        try:
+            async for item in agen:
+                while entry.credit <= 0 and not entry.ctx.is_cancelled():
+                    await asyncio.sleep(0.001)
+                entry.credit -= 1
+                ep._send(ep._codec.encode([STREAM_ITEM, cid, spec.prepare_result(item)]))
+        finally:
+            aclose = getattr(agen, "aclose", None)
+            if aclose is not None:
+                await aclose()
+        ep._send(ep._codec.encode([STREAM_END, cid]))
+
+    def stop(self) -> None:
+        self.loop.call_soon_threadsafe(self.loop.stop)

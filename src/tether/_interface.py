@@ -1,0 +1,340 @@
+"""Interfaces as typed Python classes: method specs, argument and result validation.
+
+An interface is a subclass of `Interface` whose methods carry type hints. The spec of each
+method is read once; validation uses msgspec's converters (written in C) except for methods
+whose parameters are all plain scalars, which get a cheaper pure-Python check.
+"""
+
+from __future__ import annotations
+
+import collections.abc
+import inspect
+import re
+import typing
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, ClassVar, Final
+
+import msgspec
+
+from ._errors import ArgumentError, ConfigError
+from ._wire import ObjectRef
+
+__all__ = [
+    "Exported",
+    "Interface",
+    "InterfaceSpec",
+    "MethodSpec",
+    "find_interface",
+    "interface_of",
+    "spec_of",
+]
+
+_SCALARS: Final = frozenset({int, float, str, bytes, bool, type(None)})
+_STREAM_ORIGINS: Final = frozenset(
+    {
+        collections.abc.Iterator,
+        collections.abc.Iterable,
+        collections.abc.Generator,
+        collections.abc.AsyncIterator,
+        collections.abc.AsyncIterable,
+        collections.abc.AsyncGenerator,
+    }
+)
+_MakeProxy = Callable[[ObjectRef, "type[Interface]"], Any]
+_PATH: Final = re.compile(r" - at `\$\[(\d+)\](.*)`$")
+
+
+class Interface:
+    """Base class of plugin interfaces.
+
+    Subclass it and declare methods with type hints; the bodies are never called remotely::
+
+        class Calculator(tether.Interface):
+            def add(self, a: float, b: float) -> float: ...
+
+    A plugin implements the interface by subclassing it. A host gets a proxy from
+    `Client.dispense(name, Calculator)` whose methods run in the plugin's process. Methods may
+    be declared `async def`; implementations may be sync or async either way. A method whose
+    return hint is an Iterator (or AsyncIterator) streams its items. A parameter annotated
+    with an Interface type is passed by reference: the receiver gets a proxy that calls back.
+    """
+
+    __tether_spec__: ClassVar[InterfaceSpec | None] = None
+    __tether_proxy__: ClassVar[bool] = False
+
+
+@dataclass(slots=True)
+class MethodSpec:
+    """One interface method: how to check its arguments and convert its result."""
+
+    interface: str
+    name: str
+    params: tuple[str, ...]
+    param_types: tuple[Any, ...]
+    defaults: tuple[Any, ...]
+    return_type: Any
+    stream: bool
+    ref_params: dict[int, type[Interface]]
+    ref_result: type[Interface] | None
+    _args_type: Any = None
+    _scalar_types: tuple[type, ...] | None = None
+    _result_scalar: type | None = None
+    _needs_result_convert: bool = True
+    _signature: inspect.Signature | None = field(default=None, repr=False)
+
+    @property
+    def qualname(self) -> str:
+        return f"{self.interface}.{self.name}"
+
+    def bind(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> list[Any]:
+        """Turn a call's positional and keyword arguments into the positional wire list."""
+        if not kwargs and len(args) == len(self.params):
+            return list(args)
+        assert self._signature is not None
+        try:
+            bound = self._signature.bind(None, *args, **kwargs)
+        except TypeError as exc:
+            raise ArgumentError(f"{self.qualname}(): {exc}", self.qualname) from None
+        bound.apply_defaults()
+        return list(bound.args[1:])
+
+    def check_args(self, args: list[Any], make_proxy: _MakeProxy | None = None) -> list[Any]:
+        """Validate (and convert, e.g. dicts into dataclasses) positional arguments.
+
+        On the sending side `make_proxy` is None and interface-typed arguments are wrapped
+        in `Exported`; on the receiving side references become proxies via `make_proxy`.
+        """
+        scalars = self._scalar_types
+        if scalars is not None and len(args) == len(scalars):
+            for i, expected in enumerate(scalars):
+                value = args[i]
+                if type(value) is not expected:
+                    if expected is float and type(value) is int:
+                        args[i] = float(value)
+                    else:
+                        break
+            else:
+                return args
+        if len(args) < len(self.params) and len(args) >= len(self.params) - len(self.defaults):
+            args = args + list(self.defaults[len(args) - len(self.params) :])
+        if len(args) != len(self.params):
+            raise ArgumentError(
+                f"{self.qualname}() takes {len(self.params)} arguments, got {len(args)}",
+                self.qualname,
+            )
+        refs = {i: args[i] for i in self.ref_params}
+        try:
+            converted = list(msgspec.convert(args, self._args_type, strict=True))
+        except msgspec.ValidationError as exc:
+            raise self._argument_error(str(exc)) from None
+        for i, iface in self.ref_params.items():
+            converted[i] = _ref_value(refs[i], iface, make_proxy, self, self.params[i])
+        return converted
+
+    def prepare_result(self, value: Any) -> Any:
+        """What the implementation returned, made ready to send."""
+        if self.ref_result is not None:
+            return _ref_value(value, self.ref_result, None, self, "")
+        return value
+
+    def check_result(self, value: Any, make_proxy: _MakeProxy | None = None) -> Any:
+        """Validate and convert a received result (or stream item)."""
+        if self.ref_result is not None:
+            return _ref_value(value, self.ref_result, make_proxy, self, "")
+        if not self._needs_result_convert:
+            return value
+        expected = self._result_scalar
+        if expected is not None:
+            if type(value) is expected:
+                return value
+            if expected is float and type(value) is int:
+                return float(value)
+        try:
+            return msgspec.convert(value, self.return_type, strict=True)
+        except msgspec.ValidationError as exc:
+            raise ArgumentError(
+                f"{self.qualname}() returned a value that does not match its type hint: "
+                f"{_strip_path(str(exc))}",
+                self.qualname,
+            ) from None
+
+    def _argument_error(self, text: str) -> ArgumentError:
+        match = _PATH.search(text)
+        if match is None:
+            return ArgumentError(f"{self.qualname}(): {text}", self.qualname)
+        index, rest = int(match.group(1)), match.group(2)
+        param = self.params[index] if index < len(self.params) else f"#{index}"
+        where = f" (at {param}{rest})" if rest else ""
+        return ArgumentError(
+            f"{self.qualname}() argument {param!r}: {text[: match.start()]}{where}",
+            self.qualname,
+            param,
+        )
+
+
+def _strip_path(text: str) -> str:
+    return _PATH.sub("", text)
+
+
+def _ref_value(
+    value: Any,
+    iface: type[Interface],
+    make_proxy: _MakeProxy | None,
+    spec: MethodSpec,
+    param: str,
+) -> Any:
+    if value is None:
+        return None
+    if make_proxy is None:
+        if isinstance(value, iface):
+            return Exported(value, iface)
+    elif isinstance(value, ObjectRef):
+        return make_proxy(value, iface)
+    what = f"argument {param!r}" if param else "result"
+    wanted = "an object implementing" if make_proxy is None else "a reference to"
+    raise ArgumentError(
+        f"{spec.qualname}() {what}: expected {wanted} {iface.__qualname__}, "
+        f"got {type(value).__qualname__}",
+        spec.qualname,
+        param,
+    )
+
+
+@dataclass(slots=True)
+class InterfaceSpec:
+    """All methods of an interface, keyed by name."""
+
+    name: str
+    cls: type[Interface]
+    methods: dict[str, MethodSpec]
+
+
+def _is_interface(tp: Any) -> bool:
+    return isinstance(tp, type) and issubclass(tp, Interface) and tp is not Interface
+
+
+def _stream_item(hint: Any) -> tuple[bool, Any]:
+    origin = typing.get_origin(hint)
+    if origin in _STREAM_ORIGINS:
+        targs = typing.get_args(hint)
+        return True, (targs[0] if targs else Any)
+    if hint in _STREAM_ORIGINS:
+        return True, Any
+    return False, hint
+
+
+def _method_spec(cls: type[Interface], name: str, func: Callable[..., Any]) -> MethodSpec:
+    try:
+        hints = typing.get_type_hints(func, include_extras=False)
+    except Exception as exc:
+        raise ConfigError(
+            f"cannot resolve the type hints of {cls.__qualname__}.{name}: {exc}"
+        ) from exc
+    signature = inspect.signature(func)
+    params: list[str] = []
+    types: list[Any] = []
+    defaults: list[Any] = []
+    refs: dict[int, type[Interface]] = {}
+    for i, param in enumerate(list(signature.parameters.values())[1:]):
+        if param.kind not in (param.POSITIONAL_ONLY, param.POSITIONAL_OR_KEYWORD):
+            raise ConfigError(
+                f"{cls.__qualname__}.{name}: parameter {param.name!r} must be positional "
+                "(*args, **kwargs and keyword-only parameters cannot cross the process boundary)"
+            )
+        hint = hints.get(param.name, Any)
+        params.append(param.name)
+        if _is_interface(hint):
+            refs[i] = hint
+            hint = Any
+        types.append(hint)
+        if param.default is not param.empty:
+            defaults.append(param.default)
+        elif defaults:
+            raise ConfigError(f"{cls.__qualname__}.{name}: a default must not precede a required")
+    stream, result = _stream_item(hints.get("return", Any))
+    ref_result = result if _is_interface(result) else None
+    spec = MethodSpec(
+        interface=cls.__qualname__,
+        name=name,
+        params=tuple(params),
+        param_types=tuple(types),
+        defaults=tuple(defaults),
+        return_type=result,
+        stream=stream,
+        ref_params=refs,
+        ref_result=ref_result,
+        _signature=signature,
+    )
+    # A tuple type over the parameter hints lets msgspec check all arguments in one C call.
+    spec._args_type = tuple.__class_getitem__(tuple(types)) if types else tuple[()]
+    if all(t in _SCALARS for t in types) and not refs:
+        spec._scalar_types = tuple(types)
+    if result in _SCALARS:
+        spec._result_scalar = result
+    spec._needs_result_convert = result is not Any and result is not type(None)
+    if result is type(None) or result is None:
+        spec.return_type = type(None)
+        spec._needs_result_convert = True
+        spec._result_scalar = type(None)
+    return spec
+
+
+def _interface_methods(cls: type[Interface]) -> dict[str, Callable[..., Any]]:
+    found: dict[str, Callable[..., Any]] = {}
+    for klass in reversed(cls.__mro__):
+        if not _is_interface(klass) or klass.__dict__.get("__tether_proxy__", False):
+            continue
+        for name, value in vars(klass).items():
+            if name.startswith("_") or not callable(value):
+                continue
+            if isinstance(value, staticmethod | classmethod):
+                continue
+            found[name] = value
+    return found
+
+
+def spec_of(cls: type[Interface]) -> InterfaceSpec:
+    """The spec of an interface class, computed on first use and cached on the class."""
+    cached = cls.__dict__.get("__tether_spec__")
+    if cached is not None:
+        return typing.cast(InterfaceSpec, cached)
+    if not _is_interface(cls):
+        raise ConfigError(f"{cls!r} is not a subclass of tether.Interface")
+    methods = {
+        name: _method_spec(cls, name, func) for name, func in _interface_methods(cls).items()
+    }
+    if not methods:
+        raise ConfigError(f"interface {cls.__qualname__} declares no public methods")
+    spec = InterfaceSpec(name=cls.__qualname__, cls=cls, methods=methods)
+    cls.__tether_spec__ = spec
+    return spec
+
+
+def interface_of(obj: object) -> type[Interface]:
+    """The interface an object passed by reference serves: its own class's spec."""
+    cls = type(obj)
+    if _is_interface(cls):
+        return typing.cast(type[Interface], cls)
+    raise ArgumentError(
+        f"objects of type {cls.__qualname__} cannot be sent: only plain data and objects "
+        "implementing a tether.Interface (passed by reference) can cross the process boundary"
+    )
+
+
+def find_interface(obj: object, name: str) -> type[Interface] | None:
+    """The Interface class called `name` among the classes an implementation derives from."""
+    for klass in type(obj).__mro__:
+        if klass.__qualname__ == name and _is_interface(klass):
+            return typing.cast(type[Interface], klass)
+    return None
+
+
+class Exported:
+    """Marks a value to be sent by reference, served with the given interface's methods."""
+
+    __slots__ = ("interface", "obj")
+
+    def __init__(self, obj: object, interface: type[Interface]) -> None:
+        self.obj = obj
+        self.interface = interface

@@ -1,0 +1,224 @@
+"""Starting a plugin, shared by `Client` and `AsyncClient`: verify, spawn, handshake."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import logging
+import os
+import shutil
+import ssl
+import sys
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import IO, Literal
+
+from . import _handshake as hs
+from ._errors import ChecksumMismatchError, ConfigError, HandshakeError
+from ._process import PluginProcess
+from ._transport import make_socket_dir, remove_socket_dir
+
+__all__ = [
+    "ENV_LOG_LEVEL",
+    "ENV_TRANSPORT",
+    "ENV_WATCH_STDIN",
+    "Launch",
+    "ReattachConfig",
+    "Started",
+    "plugin_name",
+    "verify_checksum",
+]
+
+# Our own additions to go-plugin's environment; a Go plugin ignores them.
+ENV_WATCH_STDIN = "TETHER_WATCH_STDIN"
+ENV_TRANSPORT = "TETHER_TRANSPORT"
+ENV_LOG_LEVEL = "TETHER_LOG_LEVEL"
+
+
+@dataclass(frozen=True, slots=True)
+class ReattachConfig:
+    """Everything needed to connect to a plugin that is already running."""
+
+    protocol: str
+    protocol_version: int
+    network: str
+    address: str
+    pid: int
+
+
+@dataclass(slots=True)
+class Started:
+    """A plugin past its handshake, not yet connected."""
+
+    process: PluginProcess
+    line: hs.HandshakeLine
+    socket_dir: str | None
+    tls: ssl.SSLContext | None
+
+
+def verify_checksum(path: str, expected: str | bytes) -> None:
+    """Check the sha256 of `path` before it is executed (go-plugin's SecureConfig)."""
+    if isinstance(expected, str):
+        text = expected.removeprefix("sha256:").strip()
+        try:
+            want = bytes.fromhex(text)
+        except ValueError:
+            raise ConfigError(f"checksum {expected!r} is not a hex sha256 digest") from None
+    else:
+        want = expected
+    if len(want) != hashlib.sha256().digest_size:
+        raise ConfigError("checksum must be a sha256 digest (32 bytes, 64 hex digits)")
+    digest = hashlib.sha256()
+    try:
+        with open(path, "rb") as f:
+            for block in iter(lambda: f.read(1 << 20), b""):
+                digest.update(block)
+    except OSError as exc:
+        raise ChecksumMismatchError(f"cannot read {path} to verify its checksum: {exc}") from exc
+    if not hmac.compare_digest(digest.digest(), want):
+        raise ChecksumMismatchError(
+            f"checksums did not match: {path} has sha256 {digest.hexdigest()}, expected "
+            f"{want.hex()}; the plugin was not started"
+        )
+
+
+@dataclass(slots=True)
+class Launch:
+    """How to start one plugin; `start()` runs up to and including the handshake."""
+
+    cmd: Sequence[str]
+    handshake: hs.HandshakeConfig
+    versions: Sequence[int]
+    name: str
+    logger: logging.Logger
+    start_timeout: float = 60.0
+    env: Mapping[str, str] | None = None
+    inherit_env: bool = True
+    cwd: str | None = None
+    transport: Literal["unix", "tcp"] = "unix"
+    auto_mtls: bool = False
+    checksum: str | bytes | None = None
+    min_port: int = hs.DEFAULT_MIN_PORT
+    max_port: int = hs.DEFAULT_MAX_PORT
+    allowed_protocols: Sequence[str] = (hs.PROTOCOL_NATIVE,)
+    stdout: IO[str] | None = None
+    stderr: IO[str] | None = None
+    _cert: object = field(default=None, repr=False)
+
+    def validate(self) -> None:
+        if not self.cmd:
+            raise ConfigError("the plugin command is empty")
+        if self.start_timeout <= 0:
+            raise ConfigError(f"start_timeout must be positive, got {self.start_timeout}")
+        if self.transport not in ("unix", "tcp"):
+            raise ConfigError(f"transport must be 'unix' or 'tcp', got {self.transport!r}")
+        if self.transport == "tcp" and not self.auto_mtls:
+            raise ConfigError("TCP transport is only available with TLS: pass auto_mtls=True")
+
+    def executable(self) -> str:
+        exe = self.cmd[0]
+        if os.sep not in exe:
+            found = shutil.which(exe, path=(self.env or os.environ).get("PATH"))
+            if found is None:
+                raise ConfigError(f"plugin executable {exe!r} was not found on PATH")
+            exe = found
+        return exe
+
+    def start(self) -> Started:
+        self.validate()
+        if self.checksum is not None:
+            verify_checksum(self.executable(), self.checksum)
+        socket_dir = make_socket_dir() if self.transport == "unix" else None
+        process: PluginProcess | None = None
+        try:
+            cert_pem = self._make_cert()
+            process = PluginProcess(
+                self.cmd,
+                env=self._environment(socket_dir, cert_pem),
+                cwd=self.cwd,
+                logger=self.logger,
+                stdout_sink=self.stdout,
+                stderr_sink=self.stderr,
+            )
+            process.start()
+            raw = process.read_handshake(self.start_timeout)
+            line = hs.HandshakeLine.parse(raw)
+            hs.check_host_side(line, self.versions, self.allowed_protocols)
+            tls = self._tls_context(line)
+            return Started(process, line, socket_dir, tls)
+        except BaseException as exc:
+            # go-plugin kills the process on any start failure; so do we, and we clean up.
+            if process is not None:
+                process.close()
+            remove_socket_dir(socket_dir)
+            if isinstance(exc, HandshakeError) and process is not None:
+                tail = process.stderr_tail()
+                if tail and "stderr" not in str(exc):
+                    exc.add_note("last stderr lines:\n  " + "\n  ".join(tail))
+            raise
+
+    def _make_cert(self) -> str | None:
+        if not self.auto_mtls:
+            return None
+        from ._mtls import generate_certificate
+
+        cert = generate_certificate()
+        self._cert = cert
+        return cert.cert_pem.decode()
+
+    def _environment(self, socket_dir: str | None, cert_pem: str | None) -> dict[str, str]:
+        env: dict[str, str] = dict(os.environ) if self.inherit_env else {}
+        if self.env:
+            env.update(self.env)
+        env.update(
+            hs.host_env(
+                self.handshake,
+                self.versions,
+                min_port=self.min_port,
+                max_port=self.max_port,
+                unix_socket_dir=socket_dir,
+                client_cert_pem=cert_pem,
+            )
+        )
+        env[ENV_WATCH_STDIN] = "1"
+        env[ENV_LOG_LEVEL] = logging.getLevelName(self.logger.getEffectiveLevel())
+        if self.transport == "tcp":
+            env[ENV_TRANSPORT] = "tcp"
+        else:
+            env.pop(ENV_TRANSPORT, None)
+        # Python plugins must flush the handshake line themselves; an inherited
+        # PYTHONUNBUFFERED would hide a plugin that forgets to.
+        if "PYTHONUNBUFFERED" not in (self.env or {}):
+            env.pop("PYTHONUNBUFFERED", None)
+        return env
+
+    def _tls_context(self, line: hs.HandshakeLine) -> ssl.SSLContext | None:
+        if not self.auto_mtls:
+            if line.network == "tcp" and line.protocol == hs.PROTOCOL_NATIVE:
+                raise HandshakeError(
+                    "the plugin listens on TCP without TLS; tether only connects to TCP "
+                    "plugins over TLS (use auto_mtls=True)"
+                )
+            return None
+        # go-plugin only trusts field 6 when it is long enough to be a certificate.
+        if len(line.server_cert) <= 50:
+            raise HandshakeError(
+                "AutoMTLS is on but the plugin sent no server certificate in its handshake "
+                "line; the plugin must support AutoMTLS (PLUGIN_CLIENT_CERT)"
+            )
+        from ._mtls import Certificate, client_context, decode_server_cert
+
+        assert isinstance(self._cert, Certificate)
+        return client_context(self._cert, decode_server_cert(line.server_cert))
+
+
+def plugin_name(cmd: Sequence[str] | None, name: str | None) -> str:
+    if name:
+        return name
+    if not cmd:
+        return "plugin"
+    for part in reversed(cmd):
+        base = os.path.basename(part)
+        if base and not base.startswith("-") and base != os.path.basename(sys.executable):
+            return os.path.splitext(base)[0]
+    return os.path.basename(cmd[0])

@@ -1,0 +1,288 @@
+"""The plugin side: `serve()` checks the host's cookie, listens, prints the handshake line
+and serves the native protocol until the host shuts it down or goes away."""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import socket
+import ssl
+import sys
+import threading
+import time
+from collections.abc import Mapping
+from typing import Any, Final
+
+from . import _handshake as hs
+from ._dispatch import AfterReply, ExportTable
+from ._endpoint import SyncEndpoint
+from ._errors import ConfigError, HandshakeError
+from ._hclog import HclogFormatter
+from ._interface import Interface, find_interface, spec_of
+from ._launch import ENV_LOG_LEVEL, ENV_TRANSPORT, ENV_WATCH_STDIN
+from ._transport import (
+    check_peer,
+    listen_tcp,
+    listen_unix,
+    make_socket_dir,
+    remove_socket_dir,
+)
+
+__all__ = ["serve"]
+
+log = logging.getLogger("tether.server")
+
+_PARENT_POLL: Final = 0.25  # seconds between checks that the host is still alive
+
+
+def serve(
+    handshake: hs.HandshakeConfig,
+    plugins: Mapping[str, Interface] | None = None,
+    *,
+    versioned_plugins: Mapping[int, Mapping[str, Interface]] | None = None,
+    configure_logging: bool = True,
+) -> None:
+    """Serve plugin implementations to the host that started this process.
+
+    `plugins` maps names to implementation objects (instances of `Interface` subclasses),
+    served as protocol version `handshake.protocol_version`; `versioned_plugins` maps
+    several versions to their own sets, and the version is negotiated with the host as
+    go-plugin does. Returns once the host has shut the plugin down; exits the process when
+    the host dies or the magic cookie is wrong (go-plugin's message, exit code 1).
+    """
+    sets = _plugin_sets(handshake, plugins, versioned_plugins)
+    if not hs.check_cookie(handshake, os.environ):
+        sys.stderr.write(hs.COOKIE_MISMATCH_TEXT)
+        sys.stderr.flush()
+        sys.exit(1)
+    version, warnings = hs.negotiate_version(sets, os.environ)
+    if configure_logging:
+        _configure_logging()
+    for warning in warnings:
+        log.warning("%s", warning)
+    _PluginServer(sets[version], version).run()
+
+
+def _plugin_sets(
+    handshake: hs.HandshakeConfig,
+    plugins: Mapping[str, Interface] | None,
+    versioned: Mapping[int, Mapping[str, Interface]] | None,
+) -> dict[int, Mapping[str, Interface]]:
+    sets: dict[int, Mapping[str, Interface]] = dict(versioned or {})
+    if plugins is not None:
+        sets[handshake.protocol_version] = plugins
+    if not sets:
+        raise ConfigError("serve() needs `plugins` or `versioned_plugins`")
+    for version, members in sets.items():
+        for name, impl in members.items():
+            if not isinstance(impl, Interface):
+                raise ConfigError(
+                    f"plugin {name!r} (version {version}) is a {type(impl).__qualname__}, "
+                    "not an implementation of a tether.Interface: subclass the interface"
+                )
+    return sets
+
+
+def _configure_logging() -> None:
+    root = logging.getLogger()
+    if root.handlers:
+        return
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(HclogFormatter())
+    root.addHandler(handler)
+    level = os.environ.get(ENV_LOG_LEVEL, "INFO").upper()
+    root.setLevel(level if level in logging.getLevelNamesMapping() else logging.INFO)
+
+
+class _PluginServer:
+    def __init__(self, plugins: Mapping[str, Interface], version: int) -> None:
+        self.plugins = dict(plugins)
+        self.version = version
+        self._listener: socket.socket | None = None
+        self._path: str | None = None
+        self._own_dir: str | None = None
+        self._tls: ssl.SSLContext | None = None
+        self._stopping = threading.Event()
+        self._endpoints: set[SyncEndpoint] = set()
+        self._lock = threading.Lock()
+
+    # ----------------------------------------------------------------- start-up
+
+    def run(self) -> None:
+        signal.signal(signal.SIGINT, signal.SIG_IGN)  # go-plugin: the host decides when we stop
+        signal.signal(signal.SIGTERM, lambda *_: self.stop())
+        try:
+            line = self._listen()
+            self._watch_parent()
+            sys.stdout.flush()
+            os.write(1, (line.format() + "\n").encode())
+            self._accept_loop()
+        finally:
+            self._cleanup()
+
+    def _listen(self) -> hs.HandshakeLine:
+        env = os.environ
+        cert_b64 = ""
+        client_pem = env.get(hs.ENV_CLIENT_CERT, "")
+        if client_pem:
+            from ._mtls import encode_server_cert, generate_certificate, server_context
+
+            cert = generate_certificate()
+            self._tls = server_context(cert, client_pem)
+            cert_b64 = encode_server_cert(cert.cert_der)
+        if env.get(ENV_TRANSPORT) == "tcp":
+            if self._tls is None:
+                raise HandshakeError(
+                    "refusing to serve over TCP without TLS: the host must set "
+                    f"{hs.ENV_CLIENT_CERT} (AutoMTLS)"
+                )
+            min_port, max_port = hs.port_range(env)
+            self._listener, address = listen_tcp(min_port, max_port)
+            network = "tcp"
+        else:
+            directory = env.get(hs.ENV_UNIX_SOCKET_DIR)
+            if not directory:
+                directory = self._own_dir = make_socket_dir()
+            self._listener, address = listen_unix(directory)
+            self._path = address
+            network = "unix"
+        log.debug("plugin address", extra={"network": network, "address": address})
+        return hs.HandshakeLine(
+            hs.CORE_PROTOCOL_VERSION, self.version, network, address, hs.PROTOCOL_NATIVE, cert_b64
+        )
+
+    def _watch_parent(self) -> None:
+        """Exit when the host dies, even by SIGKILL: stdin EOF, or a change of parent."""
+        ppid = os.getppid()
+
+        def poll_parent() -> None:
+            while not self._stopping.wait(_PARENT_POLL):
+                if os.getppid() != ppid:
+                    self._host_gone("the host process is gone")
+
+        threading.Thread(target=poll_parent, name="tether-parent-watch", daemon=True).start()
+        if os.environ.get(ENV_WATCH_STDIN) == "1":
+            # Our host gives us a pipe as stdin and never writes to it: EOF means it died.
+            # Other hosts (go-plugin) pass their own stdin, which we must not read.
+            def watch_stdin() -> None:
+                try:
+                    while os.read(0, 4096):
+                        pass
+                except OSError:
+                    return
+                self._host_gone("the host closed our stdin")
+
+            threading.Thread(target=watch_stdin, name="tether-stdin-watch", daemon=True).start()
+
+    def _host_gone(self, why: str) -> None:
+        if self._stopping.is_set():
+            return
+        log.warning("%s; plugin exiting", why)
+        self._cleanup()
+        logging.shutdown()
+        os._exit(0)
+
+    # ----------------------------------------------------------------- serving
+
+    def _accept_loop(self) -> None:
+        listener = self._listener
+        assert listener is not None
+        while not self._stopping.is_set():
+            try:
+                conn, _ = listener.accept()
+            except OSError:
+                if self._stopping.is_set():
+                    break
+                time.sleep(0.01)
+                continue
+            threading.Thread(
+                target=self._serve_connection, args=(conn,), name="tether-conn", daemon=True
+            ).start()
+        with self._lock:
+            endpoints = list(self._endpoints)
+        for endpoint in endpoints:
+            endpoint.close()
+
+    def _serve_connection(self, conn: socket.socket) -> None:
+        try:
+            if conn.family == socket.AF_UNIX:
+                check_peer(conn)
+            else:
+                conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            if self._tls is not None:
+                conn.settimeout(10.0)
+                conn = self._tls.wrap_socket(conn, server_side=True)
+                conn.settimeout(None)
+        except (OSError, HandshakeError) as exc:
+            log.warning("rejected a connection: %s", exc)
+            conn.close()
+            return
+        endpoint = SyncEndpoint(
+            conn,
+            name="host",
+            exports=ExportTable(),
+            control=self._control,
+            inline=True,
+        )
+        with self._lock:
+            self._endpoints.add(endpoint)
+        try:
+            endpoint.serve()
+        finally:
+            with self._lock:
+                self._endpoints.discard(endpoint)
+
+    def _control(self, endpoint: SyncEndpoint, method: str, args: list[Any]) -> Any:
+        if method == "ping":
+            return True
+        if method == "dispense":
+            return self._dispense(endpoint, args)
+        if method == "shutdown":
+            return AfterReply(True, self.stop)
+        raise ConfigError(f"unknown control method {method!r}")
+
+    def _dispense(self, endpoint: SyncEndpoint, args: list[Any]) -> list[Any]:
+        if len(args) != 2 or not all(isinstance(a, str) for a in args):
+            raise ConfigError("dispense takes a plugin name and an interface name")
+        name, iface_name = args
+        impl = self.plugins.get(name)
+        if impl is None:
+            served = ", ".join(sorted(self.plugins)) or "none"
+            raise ConfigError(
+                f"no plugin named {name!r} at protocol version {self.version} "
+                f"(this plugin serves: {served})"
+            )
+        cls = find_interface(impl, iface_name)
+        if cls is None:
+            raise ConfigError(
+                f"plugin {name!r} ({type(impl).__qualname__}) does not implement {iface_name}"
+            )
+        oid = endpoint.exports.add(impl, cls)
+        return [oid, sorted(spec_of(cls).methods)]
+
+    # ----------------------------------------------------------------- stopping
+
+    def stop(self) -> None:
+        if self._stopping.is_set():
+            return
+        self._stopping.set()
+        listener = self._listener
+        if listener is not None:
+            # shutdown() is what wakes a thread blocked in accept() on Linux.
+            try:
+                listener.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+            listener.close()
+
+    def _cleanup(self) -> None:
+        self._stopping.set()
+        if self._listener is not None:
+            self._listener.close()
+        if self._path is not None:
+            try:
+                os.unlink(self._path)
+            except OSError:
+                pass
+        remove_socket_dir(self._own_dir)

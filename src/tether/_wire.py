@@ -1,0 +1,230 @@
+"""The native protocol, sans-io: frames, messages and their codec. No sockets in here.
+
+A frame is a 4-byte big-endian length followed by that many bytes of msgpack. Each frame holds
+one message, a msgpack array whose first element is the message kind:
+
+    REQUEST      [0, call_id, target, method, args]
+    RESPONSE     [1, call_id, result]
+    ERROR        [2, call_id, kind, type_name, message, traceback]
+    STREAM_ITEM  [3, call_id, item]
+    STREAM_END   [4, call_id]
+    CANCEL       [5, call_id]
+    CREDIT       [6, call_id, count]
+    RELEASE      [7, object_id]
+
+Both ends may send requests (callbacks flow from plugin to host too). Call ids belong to the
+side that sent the REQUEST; the direction of a message tells whose id it is, so the two sides
+never need to coordinate numbering. `target` is an object id in the receiver's export table;
+id 0 is the control object every endpoint serves (ping, dispense, shutdown).
+
+Objects passed by reference travel as msgpack extension type 1 holding the exporter's object id.
+"""
+
+from __future__ import annotations
+
+import struct
+from collections.abc import Callable
+from typing import Any, Final
+
+import msgspec
+
+from ._errors import ProtocolError
+
+__all__ = [
+    "CANCEL",
+    "CONTROL_OBJECT",
+    "CREDIT",
+    "DEFAULT_MAX_FRAME",
+    "ERROR",
+    "ERR_CANCELLED",
+    "ERR_REMOTE",
+    "ERR_UNKNOWN_METHOD",
+    "ERR_UNKNOWN_OBJECT",
+    "ERR_VALIDATION",
+    "HEADER",
+    "RELEASE",
+    "REQUEST",
+    "RESPONSE",
+    "STREAM_END",
+    "STREAM_ITEM",
+    "Codec",
+    "FrameDecoder",
+    "ObjectRef",
+    "check_message",
+]
+
+REQUEST: Final = 0
+RESPONSE: Final = 1
+ERROR: Final = 2
+STREAM_ITEM: Final = 3
+STREAM_END: Final = 4
+CANCEL: Final = 5
+CREDIT: Final = 6
+RELEASE: Final = 7
+
+CONTROL_OBJECT: Final = 0
+
+# The `kind` field of an ERROR message: who is at fault decides which exception the caller sees.
+ERR_REMOTE: Final = 0  # the implementation raised
+ERR_VALIDATION: Final = 1  # arguments did not match the interface
+ERR_UNKNOWN_OBJECT: Final = 2
+ERR_UNKNOWN_METHOD: Final = 3
+ERR_CANCELLED: Final = 4
+
+HEADER: Final = struct.Struct(">I")
+DEFAULT_MAX_FRAME: Final = 1 << 30
+_EXT_OBJECT_REF: Final = 1
+
+# Arity of each message kind, indexed by kind; checked once per received message.
+_ARITY: Final = (5, 3, 6, 3, 2, 2, 3, 2)
+
+
+class ObjectRef:
+    """A reference to an object exported by the peer, as decoded off the wire."""
+
+    __slots__ = ("object_id",)
+
+    def __init__(self, object_id: int) -> None:
+        self.object_id = object_id
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, ObjectRef) and other.object_id == self.object_id
+
+    def __hash__(self) -> int:
+        return hash(("ObjectRef", self.object_id))
+
+    def __repr__(self) -> str:
+        return f"ObjectRef({self.object_id})"
+
+
+_REF: Final = struct.Struct(">Q")
+
+
+def _ext_hook(code: int, data: memoryview) -> Any:
+    if code == _EXT_OBJECT_REF and len(data) == _REF.size:
+        return ObjectRef(_REF.unpack(data)[0])
+    raise ProtocolError(f"unknown msgpack extension type {code} ({len(data)} bytes)")
+
+
+class Codec:
+    """Encodes messages into frames and decodes frame payloads into messages.
+
+    `export` is called for objects msgspec cannot encode natively; it returns the object id
+    under which the object is exported, or raises TypeError if it cannot be sent at all.
+    """
+
+    __slots__ = ("_decoder", "_encoder", "_export", "max_frame")
+
+    def __init__(
+        self,
+        export: Callable[[object], int] | None = None,
+        max_frame: int = DEFAULT_MAX_FRAME,
+    ) -> None:
+        self._export = export
+        self.max_frame = max_frame
+        self._encoder = msgspec.msgpack.Encoder(enc_hook=self._enc_hook)
+        self._decoder = msgspec.msgpack.Decoder(ext_hook=_ext_hook)
+
+    def _enc_hook(self, obj: Any) -> Any:
+        if isinstance(obj, ObjectRef):
+            return msgspec.msgpack.Ext(_EXT_OBJECT_REF, _REF.pack(obj.object_id))
+        if self._export is not None:
+            return msgspec.msgpack.Ext(_EXT_OBJECT_REF, _REF.pack(self._export(obj)))
+        raise TypeError(f"objects of type {type(obj).__qualname__} cannot be sent")
+
+    def encode(self, message: list[Any] | tuple[Any, ...]) -> bytearray:
+        """One whole frame (header and payload), ready to send."""
+        buf = bytearray(4)
+        self._encoder.encode_into(message, buf, 4)
+        size = len(buf) - 4
+        if size > self.max_frame:
+            raise ProtocolError(f"frame of {size} bytes exceeds the limit of {self.max_frame}")
+        HEADER.pack_into(buf, 0, size)
+        return buf
+
+    def decode(self, payload: bytes | bytearray | memoryview) -> list[Any]:
+        """Decode one frame payload into a checked message."""
+        try:
+            message = self._decoder.decode(payload)
+        except ProtocolError:
+            raise
+        except (msgspec.DecodeError, ValueError, TypeError) as exc:
+            raise ProtocolError(f"malformed message: {exc}") from None
+        return check_message(message)
+
+
+def check_message(message: Any) -> list[Any]:
+    """Check a decoded message's shape so the drivers can index it without further checks."""
+    if type(message) is not list or not message:
+        raise ProtocolError(f"message is not a non-empty array: {message!r:.80}")
+    kind = message[0]
+    if type(kind) is not int or not 0 <= kind < len(_ARITY):
+        raise ProtocolError(f"unknown message kind {kind!r:.40}")
+    if len(message) != _ARITY[kind]:
+        raise ProtocolError(
+            f"message kind {kind} must have {_ARITY[kind]} fields, got {len(message)}"
+        )
+    if type(message[1]) is not int:
+        raise ProtocolError(f"message id must be an integer, got {message[1]!r:.40}")
+    if kind == REQUEST and (type(message[2]) is not int or type(message[3]) is not str):
+        raise ProtocolError("request target must be an integer and method a string")
+    if kind == REQUEST and type(message[4]) is not list:
+        raise ProtocolError("request arguments must be an array")
+    return message
+
+
+class FrameDecoder:
+    """Accumulates received bytes and splits them into frame payloads.
+
+    Reads may split frames anywhere; `feed` takes whatever arrived and `next_payload` returns
+    complete payloads one at a time (None when more bytes are needed).
+    """
+
+    __slots__ = ("_buf", "_max", "_pos")
+
+    def __init__(self, max_frame: int = DEFAULT_MAX_FRAME) -> None:
+        self._buf = bytearray()
+        self._pos = 0
+        self._max = max_frame
+
+    def feed(self, data: bytes | bytearray | memoryview) -> None:
+        if self._pos and self._pos == len(self._buf):
+            # Everything consumed: restart the buffer instead of growing it forever.
+            self._buf.clear()
+            self._pos = 0
+        self._buf += data
+
+    def next_payload(self) -> bytes | None:
+        buf, pos = self._buf, self._pos
+        available = len(buf) - pos
+        if available < 4:
+            return None
+        (size,) = HEADER.unpack_from(buf, pos)
+        if size > self._max:
+            raise ProtocolError(f"frame of {size} bytes exceeds the limit of {self._max}")
+        end = pos + 4 + size
+        if len(buf) < end:
+            return None
+        payload = bytes(buf[pos + 4 : end])
+        if end == len(buf):
+            buf.clear()
+            self._pos = 0
+        else:
+            self._pos = end
+            if end > 1 << 20:
+                # Drop consumed bytes once they are large, so memory stays bounded.
+                del buf[:end]
+                self._pos = 0
+        return payload
+
+    def needed(self) -> int:
+        """How many more bytes complete the current frame (at least 1 when incomplete)."""
+        available = len(self._buf) - self._pos
+        if available < 4:
+            return 4 - available
+        size: int = HEADER.unpack_from(self._buf, self._pos)[0]
+        return max(4 + size - available, 0)
+
+    @property
+    def buffered(self) -> int:
+        return len(self._buf) - self._pos
