@@ -17,6 +17,7 @@ it over a Unix socket (or TCP with mutual TLS). Interfaces are plain typed Pytho
 
 from ._client import AsyncClient, Client
 from ._context import CallContext, current_call, timeout
+from ._dispatch import remote_exception
 from ._errors import (
     ArgumentError,
     CallTimeoutError,
@@ -48,6 +49,7 @@ __all__ = [
     # both sides
     "HandshakeConfig",
     "Interface",
+    "remote_exception",
     # plugin side
     "CallContext",
     "current_call",

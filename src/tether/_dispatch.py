@@ -8,7 +8,7 @@ import itertools
 import threading
 import traceback
 from collections.abc import Callable
-from typing import Any, Final
+from typing import Any, Final, TypeVar
 
 from ._errors import ArgumentError, ProtocolError, RemoteError, TetherError
 from ._interface import Exported, InterfaceSpec, MethodSpec, interface_of, spec_of
@@ -26,6 +26,7 @@ __all__ = [
     "ExportTable",
     "error_message",
     "exception_from",
+    "remote_exception",
     "resolve",
 ]
 
@@ -121,7 +122,10 @@ def resolve(
 
 
 def _type_name(exc: BaseException) -> str:
-    cls = type(exc)
+    return _type_name_of(type(exc))
+
+
+def _type_name_of(cls: type) -> str:
     if cls.__module__ in ("builtins", "__main__"):
         return cls.__qualname__
     return f"{cls.__module__}.{cls.__qualname__}"
@@ -151,18 +155,44 @@ def cancelled_message(call_id: int) -> list[Any]:
 
 _MIRRORS: Final[dict[str, type[RemoteError]]] = {}
 _MIRROR_LOCK: Final = threading.Lock()
+_REGISTERED: Final[dict[str, type[Exception]]] = {}
+
+E = TypeVar("E", bound=type[Exception])
+
+
+def remote_exception(cls: E) -> E:
+    """Class decorator: let this exception type cross the process boundary.
+
+    Decorate an exception class defined next to the interface (so both sides import it).
+    When the plugin raises it, the host raises a `RemoteError` that is also an instance of
+    `cls`, so `except CalculatorError:` works on the host as it would in-process.
+    """
+    if not (isinstance(cls, type) and issubclass(cls, Exception)):
+        raise TypeError(f"remote_exception needs an Exception subclass, got {cls!r}")
+    with _MIRROR_LOCK:
+        _REGISTERED[_type_name_of(cls)] = cls
+        _REGISTERED.setdefault(cls.__qualname__, cls)
+        _MIRRORS.clear()
+    return cls
 
 
 def _mirror(type_name: str) -> type[RemoteError]:
-    """A RemoteError subclass that is also the builtin exception the plugin raised.
+    """A RemoteError subclass that is also the exception type the plugin raised.
 
-    So `except ZeroDivisionError:` works on the host for a plugin's ZeroDivisionError,
-    while `except tether.RemoteError:` still catches every remote failure.
+    Builtin exception types and types registered with `remote_exception` are mirrored, so
+    `except ZeroDivisionError:` works on the host for a plugin's ZeroDivisionError while
+    `except tether.RemoteError:` still catches every remote failure.
     """
     cls = _MIRRORS.get(type_name)
     if cls is not None:
         return cls
-    base = getattr(builtins, type_name, None)
+    base: object = _REGISTERED.get(type_name)
+    if base is None and "." in type_name:
+        # The plugin may run its module as __main__, or import it under another package
+        # path: fall back to the unqualified class name.
+        base = _REGISTERED.get(type_name.rsplit(".", 1)[1])
+    if base is None:
+        base = getattr(builtins, type_name, None)
     mirror: type[RemoteError] = RemoteError
     if (
         isinstance(base, type)
@@ -171,7 +201,8 @@ def _mirror(type_name: str) -> type[RemoteError]:
         and base.__init__ is not UnicodeError.__init__
     ):
         try:
-            candidate = type(type_name, (RemoteError, base), {"__module__": "tether.remote"})
+            name = type_name.rsplit(".", 1)[-1]
+            candidate = type(name, (RemoteError, base), {"__module__": "tether.remote"})
             candidate("probe", "")
             mirror = candidate
         except TypeError:
