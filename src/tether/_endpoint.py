@@ -771,7 +771,11 @@ class _AsyncRunner:
         future = asyncio.run_coroutine_threadsafe(
             self._run(ep, cid, spec, result, entry), self.loop
         )
-        entry.ctx.on_cancel(lambda: None if future.cancel() else None)
+
+        def cancel() -> None:
+            future.cancel()
+
+        entry.ctx.on_cancel(cancel)
 
     async def _run(
         self, ep: SyncEndpoint, cid: int, spec: MethodSpec, result: Any, entry: _Inflight
