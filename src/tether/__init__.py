@@ -15,28 +15,62 @@ it over a Unix socket (or TCP with mutual TLS). Interfaces are plain typed Pytho
         calc.add(1, 2)
 """
 
-from ._client import AsyncClient, Client
-from ._context import CallContext, current_call, timeout
-from ._dispatch import remote_exception
-from ._errors import (
-    ArgumentError,
-    CallTimeoutError,
-    ChecksumMismatchError,
-    ConfigError,
-    ConnectionClosedError,
-    HandshakeError,
-    PluginCrashedError,
-    PluginExitedError,
-    ProtocolError,
-    RemoteError,
-    StartTimeoutError,
-    TetherError,
-    UnsupportedProtocolError,
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from ._client import AsyncClient, Client
+    from ._context import CallContext, current_call, timeout
+    from ._dispatch import remote_exception
+    from ._errors import (
+        ArgumentError,
+        CallTimeoutError,
+        ChecksumMismatchError,
+        ConfigError,
+        ConnectionClosedError,
+        HandshakeError,
+        PluginCrashedError,
+        PluginExitedError,
+        ProtocolError,
+        RemoteError,
+        StartTimeoutError,
+        TetherError,
+        UnsupportedProtocolError,
+    )
+    from ._handshake import HandshakeConfig
+    from ._interface import Interface
+    from ._launch import ReattachConfig
+    from ._server import serve
+
+# Names are imported on first use: a plugin process pays only for what `serve()` needs
+# (no asyncio, no client machinery) before it prints its handshake line.
+_LAZY: dict[str, str] = {
+    "AsyncClient": "._client",
+    "Client": "._client",
+    "CallContext": "._context",
+    "current_call": "._context",
+    "timeout": "._context",
+    "remote_exception": "._dispatch",
+    "HandshakeConfig": "._handshake",
+    "Interface": "._interface",
+    "ReattachConfig": "._launch",
+    "serve": "._server",
+}
+_ERRORS = (
+    "ArgumentError",
+    "CallTimeoutError",
+    "ChecksumMismatchError",
+    "ConfigError",
+    "ConnectionClosedError",
+    "HandshakeError",
+    "PluginCrashedError",
+    "PluginExitedError",
+    "ProtocolError",
+    "RemoteError",
+    "StartTimeoutError",
+    "TetherError",
+    "UnsupportedProtocolError",
 )
-from ._handshake import HandshakeConfig
-from ._interface import Interface
-from ._launch import ReattachConfig
-from ._server import serve
+_LAZY.update(dict.fromkeys(_ERRORS, "._errors"))
 
 __version__ = "0.1.0"
 
@@ -70,11 +104,19 @@ __all__ = [
     "UnsupportedProtocolError",
 ]
 
-for _name in __all__:
-    _obj = globals()[_name]
-    if hasattr(_obj, "__module__") and not isinstance(_obj, str):
-        try:
-            _obj.__module__ = "tether"
-        except (AttributeError, TypeError):
-            pass
-del _name, _obj
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'tether' has no attribute {name!r}")
+    import importlib
+
+    value = getattr(importlib.import_module(module, __name__), name)
+    if isinstance(value, type) and value.__module__.startswith("tether."):
+        value.__module__ = "tether"
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted([*globals(), *__all__])

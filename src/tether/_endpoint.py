@@ -12,7 +12,6 @@ slow one and cancellations keep arriving while an implementation runs.
 
 from __future__ import annotations
 
-import asyncio
 import inspect
 import itertools
 import logging
@@ -23,7 +22,7 @@ import time
 import weakref
 from collections import deque
 from collections.abc import Callable, Iterator
-from typing import Any, Final
+from typing import TYPE_CHECKING, Any, Final
 
 from ._context import TIMEOUT, CallContext, reset_current, set_current
 from ._dispatch import (
@@ -57,6 +56,9 @@ from ._wire import (
     FrameDecoder,
     ObjectRef,
 )
+
+if TYPE_CHECKING:
+    pass
 
 __all__ = ["STREAM_WINDOW", "SyncEndpoint"]
 
@@ -759,6 +761,8 @@ class _AsyncRunner:
     """An event loop thread for `async def` implementations on the plugin side."""
 
     def __init__(self, name: str) -> None:
+        import asyncio  # only plugins with async implementations pay for it
+
         self.loop = asyncio.new_event_loop()
         self._thread = threading.Thread(
             target=self.loop.run_forever, name=f"tether-{name}-asyncio", daemon=True
@@ -768,6 +772,8 @@ class _AsyncRunner:
     def submit(
         self, ep: SyncEndpoint, cid: int, spec: MethodSpec, result: Any, entry: _Inflight
     ) -> None:
+        import asyncio
+
         future = asyncio.run_coroutine_threadsafe(
             self._run(ep, cid, spec, result, entry), self.loop
         )
@@ -780,6 +786,8 @@ class _AsyncRunner:
     async def _run(
         self, ep: SyncEndpoint, cid: int, spec: MethodSpec, result: Any, entry: _Inflight
     ) -> None:
+        import asyncio
+
         token = set_current(entry.ctx)
         try:
             if inspect.isasyncgen(result) or (spec.stream and hasattr(result, "__aiter__")):
@@ -798,6 +806,8 @@ class _AsyncRunner:
     async def _stream(
         self, ep: SyncEndpoint, cid: int, spec: MethodSpec, agen: Any, entry: _Inflight
     ) -> None:
+        import asyncio
+
         entry.cond = threading.Condition()
         try:
             async for item in agen:

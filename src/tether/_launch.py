@@ -19,9 +19,6 @@ from ._process import PluginProcess
 from ._transport import make_socket_dir, remove_socket_dir
 
 __all__ = [
-    "ENV_LOG_LEVEL",
-    "ENV_TRANSPORT",
-    "ENV_WATCH_STDIN",
     "Launch",
     "ReattachConfig",
     "Started",
@@ -29,10 +26,7 @@ __all__ = [
     "verify_checksum",
 ]
 
-# Our own additions to go-plugin's environment; a Go plugin ignores them.
-ENV_WATCH_STDIN = "TETHER_WATCH_STDIN"
-ENV_TRANSPORT = "TETHER_TRANSPORT"
-ENV_LOG_LEVEL = "TETHER_LOG_LEVEL"
+from ._env import ENV_LOG_LEVEL, ENV_TRANSPORT, ENV_WATCH_STDIN
 
 
 @dataclass(frozen=True, slots=True)

@@ -7,20 +7,19 @@ import logging
 import os
 import signal
 import socket
-import ssl
 import sys
 import threading
 import time
 from collections.abc import Mapping
-from typing import Any, Final
+from typing import TYPE_CHECKING, Any, Final
 
 from . import _handshake as hs
 from ._dispatch import AfterReply, ExportTable
 from ._endpoint import SyncEndpoint
+from ._env import ENV_LOG_LEVEL, ENV_TRANSPORT, ENV_WATCH_STDIN
 from ._errors import ConfigError, HandshakeError
 from ._hclog import HclogFormatter
 from ._interface import Interface, find_interface, spec_of
-from ._launch import ENV_LOG_LEVEL, ENV_TRANSPORT, ENV_WATCH_STDIN
 from ._transport import (
     check_peer,
     listen_tcp,
@@ -28,6 +27,9 @@ from ._transport import (
     make_socket_dir,
     remove_socket_dir,
 )
+
+if TYPE_CHECKING:
+    import ssl
 
 __all__ = ["serve"]
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import secrets
 import shutil
 import socket
 import struct
@@ -52,7 +51,7 @@ def remove_socket_dir(path: str | None) -> None:
 
 def listen_unix(directory: str) -> tuple[socket.socket, str]:
     """Listen on a new Unix socket inside `directory` (the plugin side)."""
-    path = os.path.join(directory, "plugin" + secrets.token_hex(8))
+    path = os.path.join(directory, "plugin" + os.urandom(8).hex())
     if len(os.fsencode(path)) >= SUN_PATH_MAX:
         raise ConfigError(
             f"Unix socket path {path!r} is longer than the {SUN_PATH_MAX - 1}-byte limit; "

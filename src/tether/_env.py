@@ -1,0 +1,12 @@
+"""tether's own additions to go-plugin's host-to-plugin environment (a Go plugin ignores them)."""
+
+from __future__ import annotations
+
+__all__ = ["ENV_LOG_LEVEL", "ENV_TRANSPORT", "ENV_WATCH_STDIN"]
+
+# "1": the host gave the plugin a pipe as stdin that it never writes; EOF means the host died.
+ENV_WATCH_STDIN = "TETHER_WATCH_STDIN"
+# "tcp": listen on 127.0.0.1 (with AutoMTLS) instead of a Unix socket.
+ENV_TRANSPORT = "TETHER_TRANSPORT"
+# The host logger's level name, so the plugin does not format records nobody will show.
+ENV_LOG_LEVEL = "TETHER_LOG_LEVEL"
