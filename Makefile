@@ -13,8 +13,11 @@ $(PY):
 		apt-get update -q && apt-get install -y -q python3-venv && $(PYTHON) -m venv $(VENV); }
 	@$(PY) -m pip install -q --upgrade pip
 
+# Byte-compiling up front matters for plugins: each plugin start imports tether, and
+# with PYTHONDONTWRITEBYTECODE set nothing would ever be cached.
 $(STAMP): $(PY) pyproject.toml
 	$(PY) -m pip install -q -e .
+	@$(PY) -m compileall -q src >/dev/null
 	@touch $@
 
 $(DEV_STAMP): $(STAMP)

@@ -12,9 +12,9 @@ import itertools
 import weakref
 from collections import deque
 from collections.abc import AsyncIterator, Callable
-from typing import Any, Final
+from typing import Any, Final, NoReturn
 
-from ._context import TIMEOUT, CallContext, reset_current, set_current
+from ._context import CallContext, effective_timeout, reset_current, set_current
 from ._dispatch import (
     ExportTable,
     cancelled_message,
@@ -165,9 +165,7 @@ class AsyncEndpoint(asyncio.BufferedProtocol):
     ) -> Any:
         future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
         cid = self._start(oid, method, args, future)
-        limit = TIMEOUT.get()
-        if limit is None:
-            limit = timeout
+        limit = effective_timeout(timeout)
         try:
             if limit is None:
                 return await future
@@ -204,8 +202,9 @@ class AsyncEndpoint(asyncio.BufferedProtocol):
         wire_args = spec.check_args(spec.bind(args, kwargs))
         state = _StreamState()
         cid = self._start(oid, spec.name, wire_args, state)
-        limit = TIMEOUT.get()
-        return AsyncStream(self, cid, state, spec, limit if limit is not None else timeout)
+        limit = effective_timeout(timeout)
+        deadline = None if limit is None else asyncio.get_running_loop().time() + limit
+        return AsyncStream(self, cid, state, spec, deadline)
 
     # ----------------------------------------------------------------- receiving
 
@@ -393,13 +392,13 @@ class AsyncStream(AsyncIterator[Any]):
         cid: int,
         state: _StreamState,
         spec: MethodSpec,
-        timeout: float | None,
+        deadline: float | None,
     ) -> None:
         self._ep = endpoint
         self._cid = cid
         self._state = state
         self._spec = spec
-        self._timeout = timeout
+        self._deadline = deadline  # event-loop time by which the whole stream must end
         self._consumed = 0
         self._finished = False
 
@@ -409,6 +408,10 @@ class AsyncStream(AsyncIterator[Any]):
     async def __anext__(self) -> Any:
         state = self._state
         while True:
+            if self._finished:
+                raise StopAsyncIteration
+            if self._deadline is not None and asyncio.get_running_loop().time() >= self._deadline:
+                await self._timed_out()
             if state.items:
                 item = state.items.popleft()
                 self._consumed += 1
@@ -416,29 +419,33 @@ class AsyncStream(AsyncIterator[Any]):
                     self._ep._write_quiet([CREDIT, self._cid, self._consumed])
                     self._consumed = 0
                 return self._spec.check_result(item, self._ep._make_proxy)
-            if state.done or self._finished:
+            if state.done:
                 self._finished = True
                 if state.error is not None:
                     raise state.error
                 raise StopAsyncIteration
             state.event.clear()
             try:
-                async with asyncio.timeout(self._timeout):
+                async with asyncio.timeout_at(self._deadline):
                     await state.event.wait()
             except TimeoutError:
-                await self.aclose()
-                raise CallTimeoutError(
-                    f"{self._spec.qualname}() stream on plugin {self._ep.name!r} did not "
-                    "finish in time; the plugin was asked to cancel it"
-                ) from None
+                await self._timed_out()
             except asyncio.CancelledError:
                 await self.aclose()
                 raise
+
+    async def _timed_out(self) -> NoReturn:
+        await self.aclose()
+        raise CallTimeoutError(
+            f"{self._spec.qualname}() stream on plugin {self._ep.name!r} did not "
+            "finish in time; the plugin was asked to cancel it"
+        )
 
     async def aclose(self) -> None:
         """Stop the stream early; the plugin is told to cancel its generator."""
         if not self._finished:
             self._finished = True
+            self._state.items.clear()
             self._ep._abandon(self._cid)
 
     async def __aenter__(self) -> AsyncStream:

@@ -13,7 +13,16 @@ from ._errors import TetherError
 __all__ = ["CallContext", "current_call", "timeout"]
 
 _CURRENT: Final[ContextVar[CallContext | None]] = ContextVar("tether_call", default=None)
-TIMEOUT: Final[ContextVar[float | None]] = ContextVar("tether_timeout", default=None)
+# The limit set by an enclosing `timeout()` block: UNSET outside any block, None for "no
+# limit" (which also lifts a proxy's default timeout).
+UNSET: Final = -1.0
+TIMEOUT: Final[ContextVar[float | None]] = ContextVar("tether_timeout", default=UNSET)
+
+
+def effective_timeout(default: float | None) -> float | None:
+    """The limit for a call: an enclosing `timeout()` block wins over the proxy's default."""
+    limit = TIMEOUT.get()
+    return default if limit == UNSET else limit
 
 
 class CallContext:
@@ -78,7 +87,7 @@ def timeout(seconds: float | None) -> Iterator[None]:
     """Give calls made in this block (in this thread or task) a deadline of `seconds`.
 
     A call that does not finish in time raises `CallTimeoutError`, and the plugin is told to
-    cancel it. `None` removes an enclosing limit.
+    cancel it. `None` means no limit, lifting an enclosing block's or the proxy's default.
     """
     if seconds is not None and seconds <= 0:
         raise ValueError(f"timeout must be positive, got {seconds}")

@@ -145,8 +145,15 @@ def error_message(call_id: int, exc: BaseException) -> list[Any]:
             exc.remote_message,
             exc.remote_traceback,
         ]
-    text = "".join(traceback.format_exception(exc))
-    return [ERROR, call_id, ERR_REMOTE, _type_name(exc), str(exc), text]
+    try:
+        message = str(exc)
+    except Exception:
+        message = f"<{type(exc).__qualname__}: str() failed>"
+    try:
+        text = "".join(traceback.format_exception(exc))
+    except Exception:
+        text = ""
+    return [ERROR, call_id, ERR_REMOTE, _type_name(exc), message, text]
 
 
 def cancelled_message(call_id: int) -> list[Any]:
@@ -197,15 +204,16 @@ def _mirror(type_name: str) -> type[RemoteError]:
     if (
         isinstance(base, type)
         and issubclass(base, Exception)
-        and not issubclass(base, TetherError)
-        and base.__init__ is not UnicodeError.__init__
+        and not issubclass(base, TetherError | BaseExceptionGroup)
     ):
         try:
             name = type_name.rsplit(".", 1)[-1]
             candidate = type(name, (RemoteError, base), {"__module__": "tether.remote"})
             candidate("probe", "")
             mirror = candidate
-        except TypeError:
+        except Exception:
+            # Types whose constructor needs other arguments (UnicodeError, custom ones)
+            # cannot be mirrored; the caller still gets a RemoteError with the type name.
             mirror = RemoteError
     with _MIRROR_LOCK:
         _MIRRORS[type_name] = mirror

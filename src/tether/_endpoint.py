@@ -22,9 +22,9 @@ import time
 import weakref
 from collections import deque
 from collections.abc import Callable, Iterator
-from typing import TYPE_CHECKING, Any, Final
+from typing import TYPE_CHECKING, Any, Final, NoReturn
 
-from ._context import TIMEOUT, CallContext, reset_current, set_current
+from ._context import CallContext, effective_timeout, reset_current, set_current
 from ._dispatch import (
     AfterReply,
     ExportTable,
@@ -47,6 +47,7 @@ from ._wire import (
     CREDIT,
     DEFAULT_MAX_FRAME,
     ERROR,
+    HEADER,
     RELEASE,
     REQUEST,
     RESPONSE,
@@ -83,14 +84,21 @@ class _Waiter:
     __slots__ = ("done", "error", "items", "lead", "lock", "value", "waiting")
 
     def __init__(self) -> None:
-        self.lock = threading.Lock()
-        self.lock.acquire()
+        # Created (held) the first time the thread has to sleep: most sequential calls
+        # never do, and a lock per call is measurable.
+        self.lock: threading.Lock | None = None
         self.done = False
         self.value: Any = None
         self.error: BaseException | None = None
         self.items: deque[Any] | None = None
         self.lead = False
         self.waiting = False
+
+
+def _wake(w: _Waiter) -> None:
+    lock = w.lock
+    assert lock is not None  # a waiter is only woken while it sleeps on its lock
+    lock.release()
 
 
 class _Inflight:
@@ -163,8 +171,8 @@ class SyncEndpoint:
     ) -> Any:
         wire_args = spec.check_args(spec.bind(args, kwargs))
         w = _Waiter()
-        cid = self._request(oid, spec.name, wire_args, w)
-        self._await(cid, w, spec.qualname, _deadline(timeout))
+        cid, lead = self._request(oid, spec.name, wire_args, w)
+        self._await(cid, w, spec.qualname, _deadline(timeout), lead)
         if w.error is not None:
             raise w.error
         return spec.check_result(w.value, self._make_proxy)
@@ -180,36 +188,45 @@ class SyncEndpoint:
         wire_args = spec.check_args(spec.bind(args, kwargs))
         w = _Waiter()
         w.items = deque()
-        cid = self._request(oid, spec.name, wire_args, w)
+        cid, _ = self._request(oid, spec.name, wire_args, w, may_lead=False)
         return Stream(self, cid, w, spec, _deadline(timeout))
 
     def control_call(self, method: str, args: list[Any], timeout: float | None = None) -> Any:
         w = _Waiter()
-        cid = self._request(CONTROL_OBJECT, method, args, w)
-        self._await(cid, w, method, _deadline(timeout))
+        cid, lead = self._request(CONTROL_OBJECT, method, args, w)
+        self._await(cid, w, method, _deadline(timeout), lead)
         if w.error is not None:
             raise w.error
         return w.value
 
-    def _request(self, oid: int, method: str, args: list[Any], w: _Waiter) -> int:
+    def _request(
+        self, oid: int, method: str, args: list[Any], w: _Waiter, may_lead: bool = True
+    ) -> tuple[int, bool]:
+        """Send a REQUEST; also take the reading role if it is free (one mutex round)."""
         cid = self._next_id()
+        try:
+            frame = self._codec.encode([REQUEST, cid, oid, method, args])
+        except (TypeError, ValueError) as exc:
+            raise ArgumentError(f"{method}(): arguments cannot be sent: {exc}") from None
+        lead = False
         with self._mu:
             if self._failed is not None:
                 raise self._failed
             self._pending[cid] = w
+            if may_lead and not self._leading:
+                self._leading = lead = True
         try:
-            frame = self._codec.encode([REQUEST, cid, oid, method, args])
-        except BaseException as exc:
-            with self._mu:
-                self._pending.pop(cid, None)
-            if isinstance(exc, TypeError | ValueError):
-                raise ArgumentError(f"{method}(): arguments cannot be sent: {exc}") from None
+            self._send(frame)
+        except BaseException:
+            if lead:
+                self._step_down(False)
             raise
-        self._send(frame)
-        return cid
+        return cid, lead
 
-    def _await(self, cid: int, w: _Waiter, what: str, deadline: float | None) -> None:
-        if self._wait(w, deadline):
+    def _await(
+        self, cid: int, w: _Waiter, what: str, deadline: float | None, lead: bool = False
+    ) -> None:
+        if self._wait(w, deadline, lead):
             return
         # Timed out: tell the plugin to stop, and never deliver a late answer.
         with self._mu:
@@ -269,6 +286,9 @@ class SyncEndpoint:
                         self._inline_owner = None
                         lead = True
                     else:
+                        if w.lock is None:
+                            w.lock = threading.Lock()
+                            w.lock.acquire()
                         w.waiting = True
                         self._idle[w] = None
             if lead:
@@ -287,16 +307,18 @@ class SyncEndpoint:
                 if deadline is not None and time.monotonic() >= deadline:
                     return False
                 continue
+            lock = w.lock
+            assert lock is not None
             if deadline is None:
-                w.lock.acquire()
-            elif not w.lock.acquire(timeout=max(deadline - time.monotonic(), 0.0)):
+                lock.acquire()
+            elif not lock.acquire(timeout=max(deadline - time.monotonic(), 0.0)):
                 with mu:
                     if w.waiting:
                         w.waiting = False
                         del self._idle[w]
                         return bool(w.done or w.items)
                 # Woken at the same moment the wait timed out: take the wake-up.
-                w.lock.acquire()
+                lock.acquire()
             if w.lead:
                 w.lead = False
                 lead = True
@@ -362,7 +384,7 @@ class SyncEndpoint:
             del self._idle[nxt]
             nxt.waiting = False
             nxt.lead = True
-            nxt.lock.release()
+            _wake(nxt)
             return
         if spawn and self._failed is None and self._workers < _MAX_WORKERS:
             self._workers += 1
@@ -372,14 +394,16 @@ class SyncEndpoint:
 
     def _lead(self, w: _Waiter, deadline: float | None) -> list[Any] | None:
         """Read and deliver messages until `w` is signalled, time runs out or a request comes."""
-        decoder, codec = self._decoder, self._codec
+        decoder, codec, pending = self._decoder, self._codec, self._pending
+        rbuf, rview = self._rbuf, self._rview
+        payload: bytes | memoryview | None
         while not (w.done or w.items):
             payload = decoder.next_payload() if decoder.buffered else None
             if payload is None:
                 if deadline is not None and not self._readable(deadline):
                     return None
                 try:
-                    size = self._sock.recv_into(self._rbuf)
+                    size = self._sock.recv_into(rbuf)
                 except OSError as exc:
                     self._fail(exc)
                     return None
@@ -387,8 +411,18 @@ class SyncEndpoint:
                     self._fail(None)
                     return None
                 try:
-                    decoder.feed(self._rview[:size])
-                    payload = decoder.next_payload()
+                    if (
+                        not decoder.buffered
+                        and size >= 4
+                        and HEADER.unpack_from(rbuf)[0] + 4 == size
+                        and size - 4 <= codec.max_frame
+                    ):
+                        # The usual case: exactly one whole frame arrived; decode it in
+                        # place instead of copying it through the decoder's buffer.
+                        payload = rview[4:size]
+                    else:
+                        decoder.feed(rview[:size])
+                        payload = decoder.next_payload()
                 except ProtocolError as exc:
                     self._fail(exc)
                     return None
@@ -399,8 +433,18 @@ class SyncEndpoint:
             except ProtocolError as exc:
                 self._fail(exc)
                 return None
-            if message[0] == REQUEST:
+            kind = message[0]
+            if kind == REQUEST:
                 return message
+            if kind <= ERROR and pending.get(message[1]) is w:
+                # Our own answer: only this thread looks at `w`, so no mutex is needed.
+                pending.pop(message[1], None)
+                if kind == RESPONSE:
+                    w.value = message[2]
+                else:
+                    w.error = exception_from(message)
+                w.done = True
+                continue
             self._deliver(message)
         return None
 
@@ -443,7 +487,7 @@ class SyncEndpoint:
             if w.waiting:
                 w.waiting = False
                 del self._idle[w]
-                w.lock.release()
+                _wake(w)
 
     def _deliver_to_inflight(self, kind: int, cid: int, message: list[Any]) -> None:
         with self._mu:
@@ -624,7 +668,7 @@ class SyncEndpoint:
             for w in list(self._idle):
                 w.waiting = False
                 w.done = True
-                w.lock.release()
+                _wake(w)
             self._idle.clear()
         for entry in inflight:
             entry.ctx.cancel()
@@ -682,9 +726,7 @@ def _default_lost_error(cause: BaseException | None) -> BaseException:
 
 
 def _deadline(timeout: float | None) -> float | None:
-    limit = TIMEOUT.get()
-    if limit is None:
-        limit = timeout
+    limit = effective_timeout(timeout)
     return None if limit is None else time.monotonic() + limit
 
 
@@ -717,6 +759,8 @@ class Stream(Iterator[Any]):
         if self._finished:
             raise StopIteration
         while True:
+            if self._deadline is not None and time.monotonic() >= self._deadline:
+                self._timed_out()
             if items:
                 item = items.popleft()
                 self._consumed += 1
@@ -730,11 +774,14 @@ class Stream(Iterator[Any]):
                     raise w.error
                 raise StopIteration
             if not self._ep._wait(w, self._deadline):
-                self.close()
-                raise CallTimeoutError(
-                    f"{self._spec.qualname}() stream on plugin {self._ep.name!r} did not "
-                    "finish in time; the plugin was asked to cancel it"
-                )
+                self._timed_out()
+
+    def _timed_out(self) -> NoReturn:
+        self.close()
+        raise CallTimeoutError(
+            f"{self._spec.qualname}() stream on plugin {self._ep.name!r} did not "
+            "finish in time; the plugin was asked to cancel it"
+        )
 
     def close(self) -> None:
         """Stop the stream early; the plugin is told to cancel its generator."""

@@ -8,9 +8,12 @@ whose parameters are all plain scalars, which get a cheaper pure-Python check.
 from __future__ import annotations
 
 import collections.abc
+import datetime
+import decimal
 import inspect
 import re
 import typing
+import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, Final
@@ -42,7 +45,24 @@ _STREAM_ORIGINS: Final = frozenset(
     }
 )
 _MakeProxy = Callable[[ObjectRef, "type[Interface]"], Any]
-_PATH: Final = re.compile(r" - at `\$\[(\d+)\](.*)`$")
+# msgspec reports where a value failed as "- at `$[1].x`" or "- at `key` in `$[1]`".
+_PATH: Final = re.compile(r" - at (`key` in )?`\$\[(\d+)\](.*)`$")
+# Values a caller passes must already have their hinted type: msgspec must not accept a
+# JSON-style stand-in (a str silently base64-decoded into bytes, or parsed as a datetime).
+_STRICT_OUT: Final = (
+    bytes,
+    bytearray,
+    memoryview,
+    datetime.datetime,
+    datetime.date,
+    datetime.time,
+    datetime.timedelta,
+    uuid.UUID,
+    decimal.Decimal,
+)
+# Off the wire, msgpack carries bytes natively but naive datetimes, dates, times, durations,
+# UUIDs and Decimals as strings, which msgspec converts back.
+_STRICT_IN: Final = (bytes, bytearray, memoryview)
 
 
 class Interface:
@@ -125,7 +145,14 @@ class MethodSpec:
             )
         refs = {i: args[i] for i in self.ref_params}
         try:
-            converted = list(msgspec.convert(args, self._args_type, strict=True))
+            converted = list(
+                msgspec.convert(
+                    args,
+                    self._args_type,
+                    strict=True,
+                    builtin_types=_STRICT_OUT if make_proxy is None else _STRICT_IN,
+                )
+            )
         except msgspec.ValidationError as exc:
             raise self._argument_error(str(exc)) from None
         for i, iface in self.ref_params.items():
@@ -151,7 +178,7 @@ class MethodSpec:
             if expected is float and type(value) is int:
                 return float(value)
         try:
-            return msgspec.convert(value, self.return_type, strict=True)
+            return msgspec.convert(value, self.return_type, strict=True, builtin_types=_STRICT_IN)
         except msgspec.ValidationError as exc:
             raise ArgumentError(
                 f"{self.qualname}() returned a value that does not match its type hint: "
@@ -163,9 +190,11 @@ class MethodSpec:
         match = _PATH.search(text)
         if match is None:
             return ArgumentError(f"{self.qualname}(): {text}", self.qualname)
-        index, rest = int(match.group(1)), match.group(2)
+        is_key, index, rest = match.group(1), int(match.group(2)), match.group(3)
         param = self.params[index] if index < len(self.params) else f"#{index}"
         where = f" (at {param}{rest})" if rest else ""
+        if is_key:
+            where = f" (a key of {param}{rest})"
         return ArgumentError(
             f"{self.qualname}() argument {param!r}: {text[: match.start()]}{where}",
             self.qualname,

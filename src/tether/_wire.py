@@ -148,7 +148,8 @@ class Codec:
             message = self._decoder.decode(payload)
         except ProtocolError:
             raise
-        except (msgspec.DecodeError, ValueError, TypeError) as exc:
+        except (msgspec.DecodeError, ValueError, TypeError, RecursionError) as exc:
+            # RecursionError: a few KB of nested arrays from a hostile or broken peer.
             raise ProtocolError(f"malformed message: {exc}") from None
         return check_message(message)
 
