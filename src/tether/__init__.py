@@ -36,6 +36,7 @@ if TYPE_CHECKING:
         TetherError,
         UnsupportedProtocolError,
     )
+    from ._grpc_broker import GRPCBroker, GRPCPlugin
     from ._handshake import HandshakeConfig
     from ._interface import Interface
     from ._launch import ReattachConfig
@@ -50,6 +51,8 @@ _LAZY: dict[str, str] = {
     "current_call": "._context",
     "timeout": "._context",
     "remote_exception": "._dispatch",
+    "GRPCBroker": "._grpc_broker",
+    "GRPCPlugin": "._grpc_broker",
     "HandshakeConfig": "._handshake",
     "Interface": "._interface",
     "ReattachConfig": "._launch",
@@ -81,6 +84,8 @@ __all__ = [
     "ReattachConfig",
     "timeout",
     # both sides
+    "GRPCBroker",
+    "GRPCPlugin",
     "HandshakeConfig",
     "Interface",
     "remote_exception",

@@ -11,7 +11,7 @@ import threading
 import time
 from collections.abc import Iterable, Mapping, Sequence
 from types import TracebackType
-from typing import IO, Any, Literal, TypeVar
+from typing import IO, TYPE_CHECKING, Any, Literal, TypeVar, overload
 
 from . import _cleanup
 from . import _handshake as hs
@@ -26,6 +26,7 @@ from ._errors import (
     ProtocolError,
     TetherError,
 )
+from ._grpc_broker import GRPCPlugin
 from ._interface import Interface, spec_of
 from ._launch import Launch, ReattachConfig, Started, plugin_name
 from ._process import PluginProcess
@@ -34,7 +35,11 @@ from ._transport import check_peer, connect_tcp, connect_unix, remove_socket_dir
 
 __all__ = ["AsyncClient", "Client"]
 
+if TYPE_CHECKING:
+    from ._grpc_client import GRPCConnection
+
 T = TypeVar("T", bound=Interface)
+S = TypeVar("S")
 
 log = logging.getLogger("tether.client")
 
@@ -80,6 +85,8 @@ class _Base:
         self.kill_timeout = kill_timeout
         self.logger = logger or logging.getLogger(f"tether.plugin.{self.name}")
         self._reattach = reattach
+        self._stdout = stdout
+        self._stderr = stderr
         self._launch: Launch | None = None
         if cmd is not None:
             self._launch = Launch(
@@ -157,10 +164,10 @@ class _Base:
     def _reattach_line(self) -> hs.HandshakeLine:
         cfg = self._reattach
         assert cfg is not None
-        if cfg.protocol != hs.PROTOCOL_NATIVE:
+        if cfg.protocol not in (hs.PROTOCOL_NATIVE, hs.PROTOCOL_GRPC):
             raise HandshakeError(
-                f"cannot reattach with protocol {cfg.protocol!r}: this client speaks "
-                f"{hs.PROTOCOL_NATIVE!r}"
+                f"cannot reattach with protocol {cfg.protocol!r}: tether speaks "
+                f"{hs.PROTOCOL_NATIVE!r} and {hs.PROTOCOL_GRPC!r}"
             )
         if not _pid_alive(cfg.pid):
             raise HandshakeError(f"plugin process {cfg.pid} to reattach to was not found")
@@ -181,6 +188,31 @@ class _Base:
                 return PluginCrashedError(self.name, returncode, process.stderr_tail())
         reason = f" ({cause})" if cause is not None else ""
         return ConnectionClosedError(f"the connection to plugin {self.name!r} was lost{reason}")
+
+    def _grpc_connect(self, line: hs.HandshakeLine, started: Started | None) -> GRPCConnection:
+        from ._grpc_client import GRPCConnection
+
+        broker_tls = None
+        if started is not None and started.cert is not None and started.peer_cert_der:
+            from ._mtls import der_to_pem, server_context
+
+            broker_tls = server_context(
+                started.cert, der_to_pem(started.peer_cert_der), alpn=["h2"]
+            )
+        return GRPCConnection(
+            line,
+            name=self.name,
+            logger=self.logger,
+            tls=started.tls if started is not None else None,
+            broker_server_tls=broker_tls,
+            stdout=self._stdout,
+            stderr=self._stderr,
+        )
+
+    def _grpc_kill(self, conn: GRPCConnection) -> None:
+        if not conn.closed:
+            conn.shutdown(max(self.kill_timeout, 0.05))
+        conn.close()
 
     def _check_interface(self, iface: type[Interface], reply: Any) -> int:
         spec = spec_of(iface)
@@ -243,14 +275,15 @@ class Client(_Base):
     """
 
     _ep: SyncEndpoint | None = None
+    _grpc: GRPCConnection | None = None
 
     def start(self) -> None:
         """Start the plugin and connect to it (safe to call again once started)."""
         with self._state_lock:
-            if self._ep is not None:
-                return
             if self._killed:
                 raise TetherError("this client was killed; create a new one to start again")
+            if self._ep is not None or self._grpc is not None:
+                return
             started: Started | None = None
             if self._launch is not None:
                 started = self._launch.start()
@@ -261,6 +294,9 @@ class Client(_Base):
                 self._line = line
             _cleanup.register(self)
             try:
+                if line.protocol == hs.PROTOCOL_GRPC:
+                    self._grpc = self._grpc_connect(line, started)
+                    return
                 sock = _connect(line, started)
                 self._ep = SyncEndpoint(
                     sock,
@@ -275,13 +311,38 @@ class Client(_Base):
                 raise
 
     def _endpoint(self) -> SyncEndpoint:
-        if self._ep is None:
+        if self._ep is None and self._grpc is None:
             self.start()
-        assert self._ep is not None
+        if self._ep is None:
+            raise TetherError(
+                f"plugin {self.name!r} speaks gRPC: dispense a tether.GRPCPlugin to use it"
+            )
         return self._ep
 
-    def dispense(self, name: str, interface: type[T], *, timeout: float | None = None) -> T:
-        """A proxy for the plugin called `name`, typed as `interface`."""
+    @overload
+    def dispense(self, name: str, interface: type[T], *, timeout: float | None = None) -> T: ...
+
+    @overload
+    def dispense(
+        self,
+        name: str,
+        interface: GRPCPlugin[S] | type[GRPCPlugin[S]],
+        *,
+        timeout: float | None = None,
+    ) -> S: ...
+
+    def dispense(self, name: str, interface: Any, *, timeout: float | None = None) -> Any:
+        """The plugin called `name`: a proxy typed as the `Interface` class given, or for a
+        gRPC plugin, whatever the `GRPCPlugin`'s `client()` builds (usually a stub)."""
+        if self._ep is None and self._grpc is None:
+            self.start()
+        if self._grpc is not None:
+            return self._grpc.dispense(interface)
+        if not (isinstance(interface, type) and issubclass(interface, Interface)):
+            raise TetherError(
+                f"plugin {self.name!r} speaks tether's native protocol: dispense it with its "
+                f"tether.Interface class, not {interface!r}"
+            )
         ep = self._endpoint()
         reply = ep.control_call("dispense", [name, spec_of(interface).name], 30.0)
         oid = self._check_interface(interface, reply)
@@ -289,6 +350,11 @@ class Client(_Base):
 
     def ping(self, timeout: float | None = 10.0) -> None:
         """Check the plugin answers; raises if it does not."""
+        if self._ep is None and self._grpc is None:
+            self.start()
+        if self._grpc is not None:
+            self._grpc.ping(timeout)
+            return
         self._endpoint().control_call("ping", [], timeout)
 
     def kill(self) -> None:
@@ -306,6 +372,9 @@ class Client(_Base):
                 except TetherError:
                     pass
             ep.close()
+        if self._grpc is not None:
+            graceful = not self._grpc.closed
+            self._grpc_kill(self._grpc)
         self._finish_kill(graceful=graceful)
 
     def _kill_at_exit(self) -> None:
@@ -337,16 +406,18 @@ class AsyncClient(_Base):
     """Runs one plugin process and talks to it over the native protocol (asyncio API)."""
 
     _ep: AsyncEndpoint | None = None
+    _grpc: GRPCConnection | None = None
+    _aio_channel: Any = None
     _start_lock: asyncio.Lock | None = None
 
     async def start(self) -> None:
         if self._start_lock is None:
             self._start_lock = asyncio.Lock()
         async with self._start_lock:
-            if self._ep is not None:
-                return
             if self._killed:
                 raise TetherError("this client was killed; create a new one to start again")
+            if self._ep is not None or self._grpc is not None:
+                return
             started: Started | None = None
             if self._launch is not None:
                 started = await asyncio.to_thread(self._launch.start)
@@ -357,7 +428,10 @@ class AsyncClient(_Base):
                 self._line = line
             _cleanup.register(self)
             try:
-                self._ep = await self._open(line, started)
+                if line.protocol == hs.PROTOCOL_GRPC:
+                    await self._open_grpc(line, started)
+                else:
+                    self._ep = await self._open(line, started)
             except BaseException:
                 self._killed = True
                 await asyncio.to_thread(self._finish_kill, False)
@@ -390,15 +464,52 @@ class AsyncClient(_Base):
                 raise
         return endpoint
 
+    async def _open_grpc(self, line: hs.HandshakeLine, started: Started | None) -> None:
+        import grpc.aio
+
+        from ._grpc_broker import GRPC_OPTIONS
+
+        # Control traffic (broker, stdio, health, shutdown) runs on a blocking channel in
+        # threads; the application's stubs get an asyncio channel to the same target.
+        self._grpc = conn = await asyncio.to_thread(self._grpc_connect, line, started)
+        self._aio_channel = grpc.aio.insecure_channel(conn.target, options=GRPC_OPTIONS)
+
     def _endpoint(self) -> AsyncEndpoint:
         if self._ep is None:
+            if self._grpc is not None:
+                raise TetherError(
+                    f"plugin {self.name!r} speaks gRPC: dispense a tether.GRPCPlugin to use it"
+                )
             raise TetherError("call `await client.start()` (or use `async with`) first")
         return self._ep
 
-    async def dispense(self, name: str, interface: type[T], *, timeout: float | None = None) -> T:
-        """A proxy for the plugin called `name`; its methods are coroutines."""
-        if self._ep is None:
+    @overload
+    async def dispense(
+        self, name: str, interface: type[T], *, timeout: float | None = None
+    ) -> T: ...
+
+    @overload
+    async def dispense(
+        self,
+        name: str,
+        interface: GRPCPlugin[S] | type[GRPCPlugin[S]],
+        *,
+        timeout: float | None = None,
+    ) -> S: ...
+
+    async def dispense(self, name: str, interface: Any, *, timeout: float | None = None) -> Any:
+        """A proxy for the plugin called `name` whose methods are coroutines; for a gRPC
+        plugin, what its `GRPCPlugin.client()` builds on an asyncio (`grpc.aio`) channel."""
+        if self._ep is None and self._grpc is None:
             await self.start()
+        if self._grpc is not None:
+            instance = interface() if isinstance(interface, type) else interface
+            if not isinstance(instance, GRPCPlugin):
+                raise TetherError(
+                    f"plugin {self.name!r} speaks gRPC: dispense a tether.GRPCPlugin, "
+                    f"not {interface!r}"
+                )
+            return instance.client(self._grpc.broker, self._aio_channel)
         ep = self._endpoint()
         reply = await ep.control_call("dispense", [name, spec_of(interface).name], 30.0)
         oid = self._check_interface(interface, reply)
@@ -407,8 +518,11 @@ class AsyncClient(_Base):
         )
 
     async def ping(self, timeout: float | None = 10.0) -> None:
-        if self._ep is None:
+        if self._ep is None and self._grpc is None:
             await self.start()
+        if self._grpc is not None:
+            await asyncio.to_thread(self._grpc.ping, timeout)
+            return
         await self._endpoint().control_call("ping", [], timeout)
 
     async def kill(self) -> None:
@@ -426,6 +540,11 @@ class AsyncClient(_Base):
                 except TetherError:
                     pass
             await ep.aclose()
+        if self._grpc is not None:
+            graceful = not self._grpc.closed
+            if self._aio_channel is not None:
+                await self._aio_channel.close()
+            await asyncio.to_thread(self._grpc_kill, self._grpc)
         await asyncio.shield(asyncio.to_thread(self._finish_kill, graceful))
 
     def _kill_at_exit(self) -> None:
@@ -435,7 +554,9 @@ class AsyncClient(_Base):
                 return
             self._killed = self._killing = True
         process = self._process
-        if process is not None and process.pid is not None and process.returncode is None:
+        if self._grpc is not None:
+            self._grpc_kill(self._grpc)
+        elif process is not None and process.pid is not None and process.returncode is None:
             try:
                 os.kill(process.pid, signal.SIGTERM)
             except ProcessLookupError:

@@ -163,6 +163,9 @@ def cancelled_message(call_id: int) -> list[Any]:
 _MIRRORS: Final[dict[str, type[RemoteError]]] = {}
 _MIRROR_LOCK: Final = threading.Lock()
 _REGISTERED: Final[dict[str, type[Exception]]] = {}
+# By unqualified name, for plugins that import the shared module under another path; None
+# marks a name two registered classes share, which then only matches fully qualified.
+_BY_NAME: Final[dict[str, type[Exception] | None]] = {}
 
 E = TypeVar("E", bound=type[Exception])
 
@@ -178,7 +181,8 @@ def remote_exception(cls: E) -> E:
         raise TypeError(f"remote_exception needs an Exception subclass, got {cls!r}")
     with _MIRROR_LOCK:
         _REGISTERED[_type_name_of(cls)] = cls
-        _REGISTERED.setdefault(cls.__qualname__, cls)
+        known = _BY_NAME.get(cls.__qualname__, cls)
+        _BY_NAME[cls.__qualname__] = cls if known is cls else None
         _MIRRORS.clear()
     return cls
 
@@ -197,7 +201,7 @@ def _mirror(type_name: str) -> type[RemoteError]:
     if base is None and "." in type_name:
         # The plugin may run its module as __main__, or import it under another package
         # path: fall back to the unqualified class name.
-        base = _REGISTERED.get(type_name.rsplit(".", 1)[1])
+        base = _BY_NAME.get(type_name.rsplit(".", 1)[1])
     if base is None:
         base = getattr(builtins, type_name, None)
     mirror: type[RemoteError] = RemoteError

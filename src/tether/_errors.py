@@ -89,7 +89,7 @@ class PluginCrashedError(ConnectionClosedError):
         self, name: str, returncode: int | None, stderr_tail: tuple[str, ...] = ()
     ) -> None:
         super().__init__(
-            f"plugin {name!r} {_describe_exit(returncode)} while calls were in flight"
+            f"plugin {name!r} {_describe_exit(returncode)}; its connection is closed"
             f"{_stderr_suffix(stderr_tail)}"
         )
         self.plugin = name

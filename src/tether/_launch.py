@@ -11,7 +11,7 @@ import ssl
 import sys
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import IO, Literal
+from typing import IO, Any, Literal
 
 from . import _handshake as hs
 from ._errors import ChecksumMismatchError, ConfigError, HandshakeError
@@ -48,6 +48,10 @@ class Started:
     line: hs.HandshakeLine
     socket_dir: str | None
     tls: ssl.SSLContext | None
+    # AutoMTLS material for gRPC broker servers the host runs: our certificate and the
+    # plugin's (DER, from field 6).
+    cert: Any = None
+    peer_cert_der: bytes | None = None
 
 
 def verify_checksum(path: str, expected: str | bytes) -> None:
@@ -94,7 +98,7 @@ class Launch:
     checksum: str | bytes | None = None
     min_port: int = hs.DEFAULT_MIN_PORT
     max_port: int = hs.DEFAULT_MAX_PORT
-    allowed_protocols: Sequence[str] = (hs.PROTOCOL_NATIVE,)
+    allowed_protocols: Sequence[str] = (hs.PROTOCOL_NATIVE, hs.PROTOCOL_GRPC)
     stdout: IO[str] | None = None
     stderr: IO[str] | None = None
     _cert: object = field(default=None, repr=False)
@@ -138,8 +142,8 @@ class Launch:
             raw = process.read_handshake(self.start_timeout)
             line = hs.HandshakeLine.parse(raw)
             hs.check_host_side(line, self.versions, self.allowed_protocols)
-            tls = self._tls_context(line)
-            return Started(process, line, socket_dir, tls)
+            tls, peer_der = self._tls_context(line)
+            return Started(process, line, socket_dir, tls, self._cert, peer_der)
         except BaseException as exc:
             # go-plugin kills the process on any start failure; so do we, and we clean up.
             if process is not None:
@@ -186,14 +190,14 @@ class Launch:
             env.pop("PYTHONUNBUFFERED", None)
         return env
 
-    def _tls_context(self, line: hs.HandshakeLine) -> ssl.SSLContext | None:
+    def _tls_context(self, line: hs.HandshakeLine) -> tuple[ssl.SSLContext | None, bytes | None]:
         if not self.auto_mtls:
             if line.network == "tcp" and line.protocol == hs.PROTOCOL_NATIVE:
                 raise HandshakeError(
                     "the plugin listens on TCP without TLS; tether only connects to TCP "
                     "plugins over TLS (use auto_mtls=True)"
                 )
-            return None
+            return None, None
         # go-plugin only trusts field 6 when it is long enough to be a certificate.
         if len(line.server_cert) <= 50:
             raise HandshakeError(
@@ -203,16 +207,27 @@ class Launch:
         from ._mtls import Certificate, client_context, decode_server_cert
 
         assert isinstance(self._cert, Certificate)
-        return client_context(self._cert, decode_server_cert(line.server_cert))
+        peer_der = decode_server_cert(line.server_cert)
+        alpn = ["h2"] if line.protocol == hs.PROTOCOL_GRPC else None
+        return client_context(self._cert, peer_der, alpn=alpn), peer_der
 
 
 def plugin_name(cmd: Sequence[str] | None, name: str | None) -> str:
+    """The name a plugin's logs and errors go by: go-plugin uses the executable's name;
+    for a Python interpreter the script (or `-m` module) it runs says more."""
     if name:
         return name
     if not cmd:
         return "plugin"
-    for part in reversed(cmd):
-        base = os.path.basename(part)
-        if base and not base.startswith("-") and base != os.path.basename(sys.executable):
-            return os.path.splitext(base)[0]
-    return os.path.basename(cmd[0])
+    exe = os.path.basename(cmd[0])
+    if exe.startswith("python") or os.path.realpath(cmd[0]) == os.path.realpath(sys.executable):
+        args = list(cmd[1:])
+        for i, arg in enumerate(args):
+            if arg == "-m" and i + 1 < len(args):
+                return args[i + 1].rsplit(".", 1)[-1]
+            if arg.endswith(".py"):
+                stem = os.path.splitext(os.path.basename(arg))[0]
+                # examples/kv/plugin.py says less than its directory: "kv".
+                parent = os.path.basename(os.path.dirname(os.path.abspath(arg)))
+                return parent if stem in ("plugin", "main", "__main__") and parent else stem
+    return exe

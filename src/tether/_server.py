@@ -17,7 +17,8 @@ from . import _handshake as hs
 from ._dispatch import AfterReply, ExportTable
 from ._endpoint import SyncEndpoint
 from ._env import ENV_LOG_LEVEL, ENV_TRANSPORT, ENV_WATCH_STDIN
-from ._errors import ConfigError, HandshakeError
+from ._errors import ConfigError, HandshakeError, TetherError
+from ._grpc_broker import GRPCPlugin
 from ._hclog import HclogFormatter
 from ._interface import Interface, find_interface, spec_of
 from ._transport import (
@@ -31,7 +32,11 @@ from ._transport import (
 if TYPE_CHECKING:
     import ssl
 
+    from ._grpc_server import GRPCServe
+
 __all__ = ["serve"]
+
+Plugin = Interface | GRPCPlugin[Any]
 
 log = logging.getLogger("tether.server")
 
@@ -40,18 +45,21 @@ _PARENT_POLL: Final = 0.25  # seconds between checks that the host is still aliv
 
 def serve(
     handshake: hs.HandshakeConfig,
-    plugins: Mapping[str, Interface] | None = None,
+    plugins: Mapping[str, Plugin] | None = None,
     *,
-    versioned_plugins: Mapping[int, Mapping[str, Interface]] | None = None,
+    versioned_plugins: Mapping[int, Mapping[str, Plugin]] | None = None,
     configure_logging: bool = True,
 ) -> None:
     """Serve plugin implementations to the host that started this process.
 
-    `plugins` maps names to implementation objects (instances of `Interface` subclasses),
-    served as protocol version `handshake.protocol_version`; `versioned_plugins` maps
-    several versions to their own sets, and the version is negotiated with the host as
-    go-plugin does. Returns once the host has shut the plugin down; exits the process when
-    the host dies or the magic cookie is wrong (go-plugin's message, exit code 1).
+    `plugins` maps names to implementation objects, served as protocol version
+    `handshake.protocol_version`; `versioned_plugins` maps several versions to their own
+    sets, and the version is negotiated with the host as go-plugin does. A set of
+    `Interface` implementations is served over tether's native protocol; a set of
+    `GRPCPlugin`s over go-plugin's gRPC protocol (so a Go host can use it).
+
+    Returns once the host has shut the plugin down; exits the process when the host dies,
+    and with go-plugin's message and exit code 1 when the magic cookie is wrong.
     """
     sets = _plugin_sets(handshake, plugins, versioned_plugins)
     if not hs.check_cookie(handshake, os.environ):
@@ -63,26 +71,36 @@ def serve(
         _configure_logging()
     for warning in warnings:
         log.warning("%s", warning)
-    _PluginServer(sets[version], version).run()
+    try:
+        _PluginServer(sets[version], version).run()
+    except TetherError as exc:
+        log.error("%s", exc)
+        sys.exit(1)
 
 
 def _plugin_sets(
     handshake: hs.HandshakeConfig,
-    plugins: Mapping[str, Interface] | None,
-    versioned: Mapping[int, Mapping[str, Interface]] | None,
-) -> dict[int, Mapping[str, Interface]]:
-    sets: dict[int, Mapping[str, Interface]] = dict(versioned or {})
+    plugins: Mapping[str, Plugin] | None,
+    versioned: Mapping[int, Mapping[str, Plugin]] | None,
+) -> dict[int, Mapping[str, Plugin]]:
+    sets: dict[int, Mapping[str, Plugin]] = dict(versioned or {})
     if plugins is not None:
         sets[handshake.protocol_version] = plugins
     if not sets:
         raise ConfigError("serve() needs `plugins` or `versioned_plugins`")
     for version, members in sets.items():
         for name, impl in members.items():
-            if not isinstance(impl, Interface):
+            if not isinstance(impl, Interface | GRPCPlugin):
                 raise ConfigError(
                     f"plugin {name!r} (version {version}) is a {type(impl).__qualname__}, "
-                    "not an implementation of a tether.Interface: subclass the interface"
+                    "neither an implementation of a tether.Interface nor a tether.GRPCPlugin"
                 )
+        kinds = {isinstance(impl, GRPCPlugin) for impl in members.values()}
+        if len(kinds) > 1:
+            raise ConfigError(
+                f"plugin set version {version} mixes gRPC plugins and native interfaces; "
+                "one version is served over one protocol (use versioned_plugins)"
+            )
     return sets
 
 
@@ -98,7 +116,7 @@ def _configure_logging() -> None:
 
 
 class _PluginServer:
-    def __init__(self, plugins: Mapping[str, Interface], version: int) -> None:
+    def __init__(self, plugins: Mapping[str, Plugin], version: int) -> None:
         self.plugins = dict(plugins)
         self.version = version
         self._listener: socket.socket | None = None
@@ -108,6 +126,8 @@ class _PluginServer:
         self._stopping = threading.Event()
         self._endpoints: set[SyncEndpoint] = set()
         self._lock = threading.Lock()
+        self._grpc: GRPCServe | None = None
+        self.is_grpc = any(isinstance(p, GRPCPlugin) for p in self.plugins.values())
 
     # ----------------------------------------------------------------- start-up
 
@@ -115,13 +135,36 @@ class _PluginServer:
         signal.signal(signal.SIGINT, signal.SIG_IGN)  # go-plugin: the host decides when we stop
         signal.signal(signal.SIGTERM, lambda *_: self.stop())
         try:
-            line = self._listen()
+            line = self._start_grpc() if self.is_grpc else self._listen()
             self._watch_parent()
             sys.stdout.flush()
             os.write(1, (line.format() + "\n").encode())
-            self._accept_loop()
+            if self._grpc is not None:
+                self._grpc.capture_stdio()
+                self._grpc.wait()
+            else:
+                self._accept_loop()
         finally:
             self._cleanup()
+
+    def _start_grpc(self) -> hs.HandshakeLine:
+        from ._grpc_server import GRPCServe
+
+        env = os.environ
+        client_pem = env.get(hs.ENV_CLIENT_CERT) or None
+        cert = None
+        if client_pem:
+            from ._mtls import generate_certificate
+
+            cert = generate_certificate()
+        self._grpc = GRPCServe(
+            {n: p for n, p in self.plugins.items() if isinstance(p, GRPCPlugin)},
+            self.version,
+            cert=cert,
+            host_cert_pem=client_pem,
+            stop=self._stopping,
+        )
+        return self._grpc.start(env, tcp=env.get(ENV_TRANSPORT) == "tcp")
 
     def _listen(self) -> hs.HandshakeLine:
         env = os.environ
@@ -280,6 +323,8 @@ class _PluginServer:
 
     def _cleanup(self) -> None:
         self._stopping.set()
+        if self._grpc is not None:
+            self._grpc.stop()
         if self._listener is not None:
             self._listener.close()
         if self._path is not None:

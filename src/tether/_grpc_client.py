@@ -1,0 +1,167 @@
+"""The host side of go-plugin's gRPC protocol: channel, broker stream, stdio, ping, shutdown."""
+
+from __future__ import annotations
+
+import logging
+import threading
+from typing import IO, TYPE_CHECKING, Any
+
+from . import _handshake as hs
+from ._errors import ConnectionClosedError, HandshakeError, TetherError
+from ._grpc_broker import GRPC_OPTIONS, GRPCBroker, GRPCPlugin
+
+if TYPE_CHECKING:
+    import ssl
+
+    import grpc
+
+    from ._tlsrelay import ClientRelay
+
+__all__ = ["GRPCConnection"]
+
+log = logging.getLogger("tether.client")
+
+
+class GRPCConnection:
+    """What a go-plugin host does after the handshake (grpc_client.go), in Python."""
+
+    def __init__(
+        self,
+        line: hs.HandshakeLine,
+        *,
+        name: str,
+        logger: logging.Logger,
+        tls: ssl.SSLContext | None,
+        broker_server_tls: ssl.SSLContext | None,
+        stdout: IO[str] | None = None,
+        stderr: IO[str] | None = None,
+        connect_timeout: float = 10.0,
+    ) -> None:
+        import grpc
+
+        self.name = name
+        self.logger = logger
+        self._stdout = stdout
+        self._stderr = stderr
+        self._relay: ClientRelay | None = None
+        self.target = _target(line)
+        if tls is not None:
+            from ._tlsrelay import ClientRelay, tls_dialer
+
+            self._relay = ClientRelay(tls_dialer(line.network, line.address, tls))
+            self.target = "unix:" + self._relay.path
+        self.channel: grpc.Channel = grpc.insecure_channel(self.target, options=GRPC_OPTIONS)
+        try:
+            grpc.channel_ready_future(self.channel).result(timeout=connect_timeout)
+        except grpc.FutureTimeoutError:
+            self.close()
+            raise HandshakeError(
+                f"cannot connect to gRPC plugin {name!r} at {line.address} within "
+                f"{connect_timeout:g} s"
+            ) from None
+        self.broker = GRPCBroker(server_tls=broker_server_tls, client_tls=tls)
+        self._closed = False
+        self._start_broker()
+        self._stdio_call: Any = None
+        threading.Thread(target=self._stdio, name=f"tether-{name}-stdio", daemon=True).start()
+
+    def _start_broker(self) -> None:
+        from ._gen import grpc_broker_pb2_grpc
+
+        # A Go plugin's Accept blocks until this stream exists, so it is opened at once.
+        stub = grpc_broker_pb2_grpc.GRPCBrokerStub(self.channel)  # type: ignore[no-untyped-call]
+        self._broker_call = stub.StartStream(self.broker.outgoing())
+        self.broker.start_consuming(self._broker_call)
+
+    def _stdio(self) -> None:
+        import grpc
+        from google.protobuf import empty_pb2
+
+        from ._gen import grpc_stdio_pb2_grpc
+
+        stub = grpc_stdio_pb2_grpc.GRPCStdioStub(self.channel)  # type: ignore[no-untyped-call]
+        try:
+            self._stdio_call = stub.StreamStdio(empty_pb2.Empty())
+            for data in self._stdio_call:
+                self._relay_stdio(data.channel, data.data)
+        except grpc.RpcError as exc:
+            code = exc.code() if hasattr(exc, "code") else None
+            if code in (grpc.StatusCode.UNIMPLEMENTED, grpc.StatusCode.UNAVAILABLE):
+                # go-plugin before 1.1.0 has no GRPCStdio; its plugins still work.
+                log.debug("plugin %s does not stream stdio (%s)", self.name, code)
+            elif not self._closed and code != grpc.StatusCode.CANCELLED:
+                log.debug("stdio stream of plugin %s ended: %s", self.name, exc)
+
+    def _relay_stdio(self, channel: int, data: bytes) -> None:
+        text = data.decode("utf-8", "replace")
+        sink = self._stdout if channel == 1 else self._stderr
+        if sink is not None:
+            sink.write(text)
+        stream = "stdout" if channel == 1 else "stderr"
+        for line in text.splitlines():
+            self.logger.info("%s", line, extra={"plugin_stream": stream})
+
+    def dispense(self, plugin: GRPCPlugin[Any] | type[GRPCPlugin[Any]]) -> Any:
+        instance = plugin() if isinstance(plugin, type) else plugin
+        if not isinstance(instance, GRPCPlugin):
+            raise TetherError(
+                f"plugin {self.name!r} speaks gRPC: dispense a tether.GRPCPlugin, "
+                f"not {type(instance).__qualname__}"
+            )
+        return instance.client(self.broker, self.channel)
+
+    def ping(self, timeout: float | None) -> None:
+        import grpc
+        from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+        stub = health_pb2_grpc.HealthStub(self.channel)
+        try:
+            reply = stub.Check(  # type: ignore[attr-defined]
+                health_pb2.HealthCheckRequest(service="plugin"), timeout=timeout
+            )
+        except grpc.RpcError as exc:
+            raise ConnectionClosedError(
+                f"plugin {self.name!r} did not answer ping: {exc}"
+            ) from None
+        if reply.status != health_pb2.HealthCheckResponse.SERVING:
+            raise TetherError(f"plugin {self.name!r} is not serving (health status {reply.status})")
+
+    def shutdown(self, timeout: float) -> None:
+        """GRPCController.Shutdown; UNAVAILABLE (a Go plugin stops before replying) is success."""
+        import grpc
+
+        from ._gen import grpc_controller_pb2, grpc_controller_pb2_grpc
+
+        stub = grpc_controller_pb2_grpc.GRPCControllerStub(  # type: ignore[no-untyped-call]
+            self.channel
+        )
+        try:
+            stub.Shutdown(grpc_controller_pb2.Empty(), timeout=timeout)
+        except grpc.RpcError as exc:
+            if exc.code() != grpc.StatusCode.UNAVAILABLE:
+                log.debug("plugin %s: Shutdown failed: %s", self.name, exc)
+
+    @property
+    def closed(self) -> bool:
+        return self._closed
+
+    def close(self) -> None:
+        if getattr(self, "_closed", False):
+            return
+        self._closed = True
+        broker = getattr(self, "broker", None)
+        if broker is not None:
+            broker.close()
+        for call in (getattr(self, "_broker_call", None), getattr(self, "_stdio_call", None)):
+            if call is not None:
+                call.cancel()
+        self.channel.close()
+        if self._relay is not None:
+            self._relay.close()
+
+
+def _target(line: hs.HandshakeLine) -> str:
+    if line.network == "unix":
+        return "unix:" + line.address
+    host, port = line.tcp_address()
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"

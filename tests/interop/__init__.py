@@ -1,0 +1,1 @@
+"""Interop tests between tether and HashiCorp go-plugin peers built from Debian's go-plugin."""
