@@ -10,7 +10,9 @@ plaintext to a private Unix socket and a relay carries the bytes over TLS:
 
 The private sockets live in 0700 directories. All relays of a process share one event-loop
 thread; asyncio's TLS runs over memory BIOs, so reads and writes of one connection never
-touch an OpenSSL object from two threads at once.
+touch an OpenSSL object from two threads at once. The relay is built on bare Protocols
+(each received chunk is written straight to the other side, with flow control through
+pause/resume) because streams cost a coroutine switch per chunk.
 """
 
 from __future__ import annotations
@@ -23,13 +25,13 @@ import ssl
 import threading
 from collections.abc import Awaitable, Callable
 from concurrent.futures import Future
-from typing import Any, Final
+from typing import Any
 
 from ._transport import SUN_PATH_MAX, make_socket_dir, remove_socket_dir
 
-__all__ = ["ClientRelay", "ServerRelay"]
+__all__ = ["ClientRelay", "ServerRelay", "tls_dialer"]
 
-_CHUNK: Final = 256 * 1024
+Dialer = Callable[[Callable[[], asyncio.Protocol]], Awaitable[tuple[asyncio.BaseTransport, Any]]]
 
 
 class _Loop:
@@ -50,138 +52,188 @@ class _Loop:
             return cls._loop
 
     @classmethod
-    def run(cls, coro: Awaitable[Any], timeout: float = 10.0) -> Any:
-        future: Future[Any] = asyncio.run_coroutine_threadsafe(coro, cls.get())  # type: ignore[arg-type]
+    def run(cls, coro: Any, timeout: float = 10.0) -> Any:
+        future: Future[Any] = asyncio.run_coroutine_threadsafe(coro, cls.get())
         return future.result(timeout)
 
 
-async def _pump(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-    try:
-        while data := await reader.read(_CHUNK):
-            writer.write(data)
-            await writer.drain()
-    except (ConnectionError, ssl.SSLError, OSError):
-        pass
-    finally:
-        with contextlib.suppress(Exception):
-            if writer.can_write_eof():
-                writer.write_eof()
-            else:
-                writer.close()
+class _Half(asyncio.Protocol):
+    """One side of a spliced pair: what it receives, its peer writes."""
+
+    def __init__(self) -> None:
+        self.transport: asyncio.Transport | None = None
+        self.peer: _Half | None = None
+        self._early: list[bytes] = []
+        self._eof = False
+        self._tls = False
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        assert isinstance(transport, asyncio.Transport)
+        self.transport = transport
+        self._tls = transport.get_extra_info("sslcontext") is not None
+        if self.peer is not None:
+            self.peer.flush()
+
+    def attach(self, peer: _Half) -> None:
+        """Pair with `peer`; data that arrived before both sides were up is sent then."""
+        self.peer = peer
+        self.flush()
+
+    def flush(self) -> None:
+        peer = self.peer
+        if peer is None or peer.transport is None:
+            return
+        for data in self._early:
+            peer.transport.write(data)
+        self._early.clear()
+        if self._eof:
+            _close_write(peer.transport)
+
+    def data_received(self, data: bytes) -> None:
+        peer = self.peer
+        if peer is None or peer.transport is None:
+            self._early.append(data)
+        else:
+            peer.transport.write(data)
+
+    def eof_received(self) -> bool:
+        self._eof = True
+        if self.peer is not None and self.peer.transport is not None:
+            _close_write(self.peer.transport)
+        # Keep our write side open until the peer finishes too (TLS cannot half-close).
+        return not self._tls
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        if self.peer is not None and self.peer.transport is not None:
+            self.peer.transport.close()
+
+    # Back-pressure: when our outgoing buffer fills, stop reading from the peer.
+    def pause_writing(self) -> None:
+        if self.peer is not None and self.peer.transport is not None:
+            self.peer.transport.pause_reading()
+
+    def resume_writing(self) -> None:
+        if self.peer is not None and self.peer.transport is not None:
+            self.peer.transport.resume_reading()
 
 
-async def _splice(
-    a: tuple[asyncio.StreamReader, asyncio.StreamWriter],
-    b: tuple[asyncio.StreamReader, asyncio.StreamWriter],
-) -> None:
-    try:
-        await asyncio.gather(_pump(a[0], b[1]), _pump(b[0], a[1]))
-    finally:
-        for writer in (a[1], b[1]):
-            writer.close()
-            with contextlib.suppress(Exception):
-                await writer.wait_closed()
+def _close_write(transport: asyncio.Transport) -> None:
+    with contextlib.suppress(Exception):
+        if transport.can_write_eof():
+            transport.write_eof()
+        else:
+            transport.close()
 
 
 class _Relay:
     def __init__(self) -> None:
         self._server: asyncio.AbstractServer | None = None
-        self._tasks: set[asyncio.Task[None]] = set()
+        self._halves: set[_Half] = set()
+        self._dialing: set[asyncio.Future[None]] = set()
 
-    def _track(self, coro: Awaitable[None]) -> None:
-        task: asyncio.Task[None] = asyncio.ensure_future(coro)
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
+    def _accepted(self, dial: Dialer) -> _Half:
+        """The protocol for an accepted connection; dials the other side behind it."""
+        near = _Half()
+        self._halves.add(near)
+
+        async def connect() -> None:
+            try:
+                _far_transport, far = await dial(_Half)
+            except (TimeoutError, OSError, ssl.SSLError):
+                if near.transport is not None:
+                    near.transport.close()
+                return
+            assert isinstance(far, _Half)
+            self._halves.add(far)
+            far.attach(near)
+            near.attach(far)
+
+        task = asyncio.ensure_future(connect())
+        self._dialing.add(task)
+        task.add_done_callback(self._dialing.discard)
+        return near
 
     def close(self) -> None:
         async def stop() -> None:
             if self._server is not None:
                 self._server.close()
-            for task in list(self._tasks):
-                task.cancel()
+            for half in list(self._halves):
+                if half.transport is not None:
+                    half.transport.close()
 
         with contextlib.suppress(Exception):
             _Loop.run(stop(), 5.0)
 
 
 class ServerRelay(_Relay):
-    """Plugin side: TLS on `listener` (an already bound, listening socket) → `backend`."""
+    """Plugin side: TLS on `listener` (a bound, listening socket) → grpcio at `backend`."""
 
     def __init__(self, listener: socket.socket, tls: ssl.SSLContext, backend: str) -> None:
         super().__init__()
-        self._backend = backend
-        self._tls = tls
-        self.handshake_errors = 0
+
+        async def dial_backend(
+            factory: Callable[[], asyncio.Protocol],
+        ) -> tuple[asyncio.BaseTransport, Any]:
+            loop = asyncio.get_running_loop()
+            return await loop.create_unix_connection(factory, backend)
 
         async def start() -> None:
+            loop = asyncio.get_running_loop()
+            factory = lambda: self._accepted(dial_backend)  # noqa: E731
             if listener.family == socket.AF_UNIX:
-                self._server = await asyncio.start_unix_server(
-                    self._serve, sock=listener, ssl=tls, ssl_handshake_timeout=10.0
+                self._server = await loop.create_unix_server(
+                    factory, sock=listener, ssl=tls, ssl_handshake_timeout=10.0
                 )
             else:
-                self._server = await asyncio.start_server(
-                    self._serve, sock=listener, ssl=tls, ssl_handshake_timeout=10.0
+                self._server = await loop.create_server(
+                    factory, sock=listener, ssl=tls, ssl_handshake_timeout=10.0
                 )
 
         _Loop.run(start())
 
-    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        try:
-            backend = await asyncio.open_unix_connection(self._backend)
-        except OSError:
-            writer.close()
-            return
-        self._track(_splice((reader, writer), backend))
-
 
 class ClientRelay(_Relay):
-    """Host side: a private Unix socket whose connections are carried over TLS to `connect`."""
+    """Host side: a private Unix socket whose connections are carried over TLS by `dial`."""
 
-    def __init__(
-        self,
-        connect: Callable[[], Awaitable[tuple[asyncio.StreamReader, asyncio.StreamWriter]]],
-    ) -> None:
+    def __init__(self, dial: Dialer) -> None:
         super().__init__()
-        self._connect = connect
         self._dir = make_socket_dir()
         self.path = os.path.join(self._dir, "relay")
         assert len(os.fsencode(self.path)) < SUN_PATH_MAX
 
         async def start() -> None:
-            self._server = await asyncio.start_unix_server(self._serve, path=self.path)
+            loop = asyncio.get_running_loop()
+            self._server = await loop.create_unix_server(
+                lambda: self._accepted(dial), path=self.path
+            )
 
         _Loop.run(start())
-
-    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        try:
-            remote = await self._connect()
-        except (TimeoutError, OSError, ssl.SSLError):
-            writer.close()
-            return
-        self._track(_splice((reader, writer), remote))
 
     def close(self) -> None:
         super().close()
         remove_socket_dir(self._dir)
 
 
-def tls_dialer(
-    network: str, address: str, tls: ssl.SSLContext
-) -> Callable[[], Awaitable[tuple[asyncio.StreamReader, asyncio.StreamWriter]]]:
-    """A coroutine factory that opens a TLS connection to a plugin's address."""
+def tls_dialer(network: str, address: str, tls: ssl.SSLContext) -> Dialer:
+    """Opens a TLS connection to a plugin's (or a broker server's) address."""
 
-    async def dial() -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+    async def dial(
+        factory: Callable[[], asyncio.Protocol],
+    ) -> tuple[asyncio.BaseTransport, Any]:
+        loop = asyncio.get_running_loop()
         if network == "unix":
-            return await asyncio.wait_for(
-                asyncio.open_unix_connection(address, ssl=tls, server_hostname="localhost"),
-                10.0,
+            connecting = loop.create_unix_connection(
+                factory, address, ssl=tls, server_hostname="localhost"
             )
-        host, _, port = address.rpartition(":")
-        return await asyncio.wait_for(
-            asyncio.open_connection(
-                host.strip("[]") or "127.0.0.1", int(port), ssl=tls, server_hostname="localhost"
-            ),
-            10.0,
-        )
+        else:
+            host, _, port = address.rpartition(":")
+            connecting = loop.create_connection(
+                factory,
+                host.strip("[]") or "127.0.0.1",
+                int(port),
+                ssl=tls,
+                server_hostname="localhost",
+            )
+        return await asyncio.wait_for(connecting, 10.0)
 
     return dial
