@@ -225,7 +225,7 @@ class _Controller:
         log.debug("shutdown requested by the host")
         # Stop after this reply leaves: the host then sees OK (a Go plugin answers
         # UNAVAILABLE because it stops first; go-plugin hosts accept both).
-        threading.Timer(0.05, self._serve._stop.set).start()
+        threading.Timer(0.01, self._serve._stop.set).start()
         return grpc_controller_pb2.Empty()
 
 
