@@ -43,6 +43,7 @@ class GRPCConnection:
         self.logger = logger
         self._stdout = stdout
         self._stderr = stderr
+        self._partial: dict[int, bytes] = {}
         self._relay: ClientRelay | None = None
         self.target = _target(line)
         if tls is not None:
@@ -84,7 +85,9 @@ class GRPCConnection:
             self._stdio_call = stub.StreamStdio(empty_pb2.Empty())
             for data in self._stdio_call:
                 self._relay_stdio(data.channel, data.data)
+            self._flush_stdio()
         except grpc.RpcError as exc:
+            self._flush_stdio()
             code = exc.code() if hasattr(exc, "code") else None
             if code in (grpc.StatusCode.UNIMPLEMENTED, grpc.StatusCode.UNAVAILABLE):
                 # go-plugin before 1.1.0 has no GRPCStdio; its plugins still work.
@@ -93,13 +96,26 @@ class GRPCConnection:
                 log.debug("stdio stream of plugin %s ended: %s", self.name, exc)
 
     def _relay_stdio(self, channel: int, data: bytes) -> None:
-        text = data.decode("utf-8", "replace")
         sink = self._stdout if channel == 1 else self._stderr
         if sink is not None:
-            sink.write(text)
+            sink.write(data.decode("utf-8", "replace"))
+        # Chunks are cut at 1 KiB and at every write, not at line ends: log whole lines.
+        pending = self._partial.get(channel, b"") + data
+        *lines, rest = pending.split(b"\n")
+        self._partial[channel] = rest
+        for line in lines:
+            self._log_line(channel, line)
+
+    def _flush_stdio(self) -> None:
+        for channel, rest in list(self._partial.items()):
+            if rest:
+                self._log_line(channel, rest)
+        self._partial.clear()
+
+    def _log_line(self, channel: int, line: bytes) -> None:
+        text = line.decode("utf-8", "replace").removesuffix("\r")
         stream = "stdout" if channel == 1 else "stderr"
-        for line in text.splitlines():
-            self.logger.info("%s", line, extra={"plugin_stream": stream})
+        self.logger.info("%s", text, extra={"plugin_stream": stream})
 
     def dispense(self, plugin: GRPCPlugin[Any] | type[GRPCPlugin[Any]]) -> Any:
         instance = plugin() if isinstance(plugin, type) else plugin
