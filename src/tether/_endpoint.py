@@ -104,12 +104,13 @@ def _wake(w: _Waiter) -> None:
 class _Inflight:
     """A request from the peer that this side is running."""
 
-    __slots__ = ("cond", "credit", "ctx")
+    __slots__ = ("cond", "credit", "ctx", "on_credit")
 
     def __init__(self, ctx: CallContext) -> None:
         self.ctx = ctx
         self.credit = STREAM_WINDOW
         self.cond: threading.Condition | None = None
+        self.on_credit: Callable[[], None] | None = None  # wakes an async generator's sender
 
 
 class SyncEndpoint:
@@ -505,6 +506,8 @@ class SyncEndpoint:
                 with entry.cond:
                     entry.credit += count
                     entry.cond.notify_all()
+                if entry.on_credit is not None:
+                    entry.on_credit()
 
     # ----------------------------------------------------------------- serving requests
 
@@ -855,11 +858,20 @@ class _AsyncRunner:
     ) -> None:
         import asyncio
 
+        loop = asyncio.get_running_loop()
+        credit = asyncio.Event()
+        def wake() -> None:
+            loop.call_soon_threadsafe(credit.set)
+
+        entry.on_credit = wake
         entry.cond = threading.Condition()
         try:
             async for item in agen:
-                while entry.credit <= 0 and not entry.ctx.is_cancelled():
-                    await asyncio.sleep(0.001)
+                while entry.credit <= 0:
+                    # Cancellation arrives as CancelledError through this wait.
+                    credit.clear()
+                    if entry.credit <= 0:
+                        await credit.wait()
                 entry.credit -= 1
                 ep._send(ep._codec.encode([STREAM_ITEM, cid, spec.prepare_result(item)]))
         finally:
