@@ -36,6 +36,11 @@ lint: $(DEV_STAMP)
 	@# Each gRPC example imports its own generated code by plain module name.
 	cd examples/kv && MYPYPATH=.:generated ../../$(VENV)/bin/mypy --config-file ../../pyproject.toml \
 		--explicit-package-bases host.py plugin.py shared.py
+	cd examples/counter && MYPYPATH=.:generated ../../$(VENV)/bin/mypy --config-file ../../pyproject.toml \
+		--explicit-package-bases host.py plugin.py shared.py
+	@# The gRPC calculator also imports the native example as `examples.calculator` (repo root).
+	cd examples/calculator/grpc && MYPYPATH=.:generated:../../.. ../../../$(VENV)/bin/mypy \
+		--config-file ../../../pyproject.toml --explicit-package-bases host.py plugin.py shared.py
 
 test: $(DEV_STAMP)
 	$(MAKE) --no-print-directory lint

@@ -860,6 +860,7 @@ class _AsyncRunner:
 
         loop = asyncio.get_running_loop()
         credit = asyncio.Event()
+
         def wake() -> None:
             loop.call_soon_threadsafe(credit.set)
 
