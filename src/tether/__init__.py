@@ -17,32 +17,35 @@ it over a Unix socket (or TCP with mutual TLS). Interfaces are plain typed Pytho
 
 from typing import TYPE_CHECKING, Any
 
+# The errors are plain classes in a tiny module: imported eagerly, re-exported as they are.
+from . import _errors
+from ._errors import (
+    ArgumentError,
+    CallTimeoutError,
+    ChecksumMismatchError,
+    ConfigError,
+    ConnectionClosedError,
+    HandshakeError,
+    PluginCrashedError,
+    PluginExitedError,
+    ProtocolError,
+    RemoteError,
+    StartTimeoutError,
+    TetherError,
+    UnsupportedProtocolError,
+)
+
 if TYPE_CHECKING:
     from ._client import AsyncClient, Client
     from ._context import CallContext, current_call, timeout
     from ._dispatch import remote_exception
-    from ._errors import (
-        ArgumentError,
-        CallTimeoutError,
-        ChecksumMismatchError,
-        ConfigError,
-        ConnectionClosedError,
-        HandshakeError,
-        PluginCrashedError,
-        PluginExitedError,
-        ProtocolError,
-        RemoteError,
-        StartTimeoutError,
-        TetherError,
-        UnsupportedProtocolError,
-    )
     from ._grpc_broker import GRPCBroker, GRPCPlugin
     from ._handshake import HandshakeConfig
     from ._interface import Interface
     from ._launch import ReattachConfig
     from ._server import serve
 
-# Names are imported on first use: a plugin process pays only for what `serve()` needs
+# The rest is imported on first use: a plugin process pays only for what `serve()` needs
 # (no asyncio, no client machinery) before it prints its handshake line.
 _LAZY: dict[str, str] = {
     "AsyncClient": "._client",
@@ -58,22 +61,6 @@ _LAZY: dict[str, str] = {
     "ReattachConfig": "._launch",
     "serve": "._server",
 }
-_ERRORS = (
-    "ArgumentError",
-    "CallTimeoutError",
-    "ChecksumMismatchError",
-    "ConfigError",
-    "ConnectionClosedError",
-    "HandshakeError",
-    "PluginCrashedError",
-    "PluginExitedError",
-    "ProtocolError",
-    "RemoteError",
-    "StartTimeoutError",
-    "TetherError",
-    "UnsupportedProtocolError",
-)
-_LAZY.update(dict.fromkeys(_ERRORS, "._errors"))
 
 __version__ = "0.1.0"
 
@@ -108,6 +95,10 @@ __all__ = [
     "TetherError",
     "UnsupportedProtocolError",
 ]
+
+for _name in _errors.__all__:
+    getattr(_errors, _name).__module__ = "tether"  # reprs and tracebacks show the public path
+del _name
 
 
 def __getattr__(name: str) -> Any:

@@ -154,6 +154,14 @@ class _Base:
     def _kill_at_exit(self) -> None:
         raise NotImplementedError
 
+    def _begin_kill(self) -> bool:
+        """Mark the client killed; False if it already was (kill is idempotent)."""
+        with self._state_lock:
+            if self._killed:
+                return False
+            self._killed = self._killing = True
+            return True
+
     # ----------------------------------------------------------------- helpers
 
     def _handshake_done(self, started: Started) -> None:
@@ -359,10 +367,8 @@ class Client(_Base):
 
     def kill(self) -> None:
         """Stop the plugin: ask it to shut down, wait `kill_timeout`, then SIGKILL (idempotent)."""
-        with self._state_lock:
-            if self._killed:
-                return
-            self._killed = self._killing = True
+        if not self._begin_kill():
+            return
         ep = self._ep
         graceful = ep is not None and not ep.closed
         if ep is not None:
@@ -527,10 +533,8 @@ class AsyncClient(_Base):
 
     async def kill(self) -> None:
         """Stop the plugin: ask it to shut down, wait `kill_timeout`, then SIGKILL (idempotent)."""
-        with self._state_lock:
-            if self._killed:
-                return
-            self._killed = self._killing = True
+        if not self._begin_kill():
+            return
         ep = self._ep
         graceful = ep is not None and not ep.closed
         if ep is not None:
@@ -549,10 +553,8 @@ class AsyncClient(_Base):
 
     def _kill_at_exit(self) -> None:
         # The event loop is gone at interpreter exit: stop the process directly.
-        with self._state_lock:
-            if self._killed:
-                return
-            self._killed = self._killing = True
+        if not self._begin_kill():
+            return
         process = self._process
         if self._grpc is not None:
             self._grpc_kill(self._grpc)
