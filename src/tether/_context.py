@@ -12,7 +12,7 @@ from ._errors import TetherError
 
 __all__ = ["CallContext", "current_call", "timeout"]
 
-_CURRENT: Final[ContextVar[CallContext | None]] = ContextVar("tether_call", default=None)
+CURRENT: Final[ContextVar[CallContext | None]] = ContextVar("tether_call", default=None)
 # The limit set by an enclosing `timeout()` block: UNSET outside any block, None for "no
 # limit" (which also lifts a proxy's default timeout).
 UNSET: Final = -1.0
@@ -76,7 +76,7 @@ class CallContext:
 
 def current_call() -> CallContext:
     """The context of the call the current plugin method runs for."""
-    ctx = _CURRENT.get()
+    ctx = CURRENT.get()
     if ctx is None:
         raise TetherError("current_call() is only available inside a plugin method call")
     return ctx
@@ -99,8 +99,8 @@ def timeout(seconds: float | None) -> Iterator[None]:
 
 
 def set_current(ctx: CallContext | None) -> object:
-    return _CURRENT.set(ctx)
+    return CURRENT.set(ctx)
 
 
 def reset_current(token: object) -> None:
-    _CURRENT.reset(token)  # type: ignore[arg-type]
+    CURRENT.reset(token)  # type: ignore[arg-type]

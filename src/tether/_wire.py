@@ -72,6 +72,7 @@ ERR_UNKNOWN_METHOD: Final = 3
 ERR_CANCELLED: Final = 4
 
 HEADER: Final = struct.Struct(">I")
+_pack_header: Final = HEADER.pack
 DEFAULT_MAX_FRAME: Final = 1 << 30
 _EXT_OBJECT_REF: Final = 1
 
@@ -132,15 +133,15 @@ class Codec:
             return msgspec.msgpack.Ext(_EXT_OBJECT_REF, _REF.pack(self._export(obj)))
         raise TypeError(f"objects of type {type(obj).__qualname__} cannot be sent")
 
-    def encode(self, message: list[Any] | tuple[Any, ...]) -> bytearray:
+    def encode(self, message: list[Any] | tuple[Any, ...]) -> bytes:
         """One whole frame (header and payload), ready to send."""
-        buf = bytearray(4)
-        self._encoder.encode_into(message, buf, 4)
-        size = len(buf) - 4
+        # encode() and one concatenation measured cheaper than encode_into() a bytearray
+        # with room for the header and pack_into() (a small frame is copied either way).
+        body = self._encoder.encode(message)
+        size = len(body)
         if size > self.max_frame:
             raise ProtocolError(f"frame of {size} bytes exceeds the limit of {self.max_frame}")
-        HEADER.pack_into(buf, 0, size)
-        return buf
+        return _pack_header(size) + body
 
     def decode(self, payload: bytes | bytearray | memoryview) -> list[Any]:
         """Decode one frame payload into a checked message."""
@@ -156,22 +157,41 @@ class Codec:
 
 def check_message(message: Any) -> list[Any]:
     """Check a decoded message's shape so the drivers can index it without further checks."""
+    # One condition for the valid case (the only one that must be fast); the precise
+    # complaint is worked out only for a malformed message.
+    if (
+        type(message) is list
+        and message
+        and type(kind := message[0]) is int
+        and 0 <= kind < len(_ARITY)
+        and len(message) == _ARITY[kind]
+        and type(message[1]) is int
+        and (
+            kind != REQUEST
+            or (type(message[2]) is int and type(message[3]) is str and type(message[4]) is list)
+        )
+    ):
+        return message
+    raise _malformed(message)
+
+
+def _malformed(message: Any) -> ProtocolError:
+    """What is wrong with a message check_message() refused."""
     if type(message) is not list or not message:
-        raise ProtocolError(f"message is not a non-empty array: {message!r:.80}")
+        return ProtocolError(f"message is not a non-empty array: {message!r:.80}")
     kind = message[0]
     if type(kind) is not int or not 0 <= kind < len(_ARITY):
-        raise ProtocolError(f"unknown message kind {kind!r:.40}")
+        return ProtocolError(f"unknown message kind {kind!r:.40}")
     if len(message) != _ARITY[kind]:
-        raise ProtocolError(
+        return ProtocolError(
             f"message kind {kind} must have {_ARITY[kind]} fields, got {len(message)}"
         )
     if type(message[1]) is not int:
-        raise ProtocolError(f"message id must be an integer, got {message[1]!r:.40}")
-    if kind == REQUEST and (type(message[2]) is not int or type(message[3]) is not str):
-        raise ProtocolError("request target must be an integer and method a string")
-    if kind == REQUEST and type(message[4]) is not list:
-        raise ProtocolError("request arguments must be an array")
-    return message
+        return ProtocolError(f"message id must be an integer, got {message[1]!r:.40}")
+    if type(message[2]) is not int or type(message[3]) is not str:
+        return ProtocolError("request target must be an integer and method a string")
+    # Only a REQUEST gets here: every other kind passed on the checks above.
+    return ProtocolError("request arguments must be an array")
 
 
 class FrameDecoder:
