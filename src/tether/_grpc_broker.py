@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import itertools
 import queue
-import ssl
 import threading
 from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Any, Final, Generic, TypeVar
@@ -19,6 +18,8 @@ from ._errors import ConnectionClosedError, TetherError
 from ._transport import listen_unix, make_socket_dir, remove_socket_dir
 
 if TYPE_CHECKING:
+    import ssl
+
     import grpc
 
     from ._gen import grpc_broker_pb2
