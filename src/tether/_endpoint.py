@@ -168,7 +168,7 @@ class SyncEndpoint:
         self._releases: list[int] = []
         self._poller: select.poll | None = None
         self._aio: _AsyncRunner | None = None
-        self.peer_closed_cleanly = False
+        self._local_close = False
 
     # ----------------------------------------------------------------- calling the peer
 
@@ -720,10 +720,8 @@ class SyncEndpoint:
         error: BaseException = ConnectionClosedError(
             f"connection to plugin {self.name!r} is closed"
         )
-        if not self._closed_by_us():
+        if not self._local_close:
             error = self._lost_error(cause)
-        if cause is None:
-            self.peer_closed_cleanly = True
         with self._mu:
             self._failed = error
             waiters = list(self._pending.values())
@@ -744,9 +742,6 @@ class SyncEndpoint:
                     entry.cond.notify_all()
         self._shutdown_socket()
         self._closed_event.set()
-
-    def _closed_by_us(self) -> bool:
-        return getattr(self, "_local_close", False)
 
     def _shutdown_socket(self) -> None:
         try:

@@ -45,6 +45,10 @@ class GRPCConnection:
         self._stderr = stderr
         self._partial: dict[int, bytes] = {}
         self._relay: ClientRelay | None = None
+        self._closed = False
+        self.broker = GRPCBroker(server_tls=broker_server_tls, client_tls=tls)
+        self._broker_call: Any = None
+        self._stdio_call: Any = None
         self.target = _target(line)
         if tls is not None:
             from ._tlsrelay import ClientRelay, tls_dialer
@@ -60,10 +64,7 @@ class GRPCConnection:
                 f"cannot connect to gRPC plugin {name!r} at {line.address} within "
                 f"{connect_timeout:g} s"
             ) from None
-        self.broker = GRPCBroker(server_tls=broker_server_tls, client_tls=tls)
-        self._closed = False
         self._start_broker()
-        self._stdio_call: Any = None
         threading.Thread(target=self._stdio, name=f"tether-{name}-stdio", daemon=True).start()
 
     def _start_broker(self) -> None:
@@ -162,13 +163,11 @@ class GRPCConnection:
         return self._closed
 
     def close(self) -> None:
-        if getattr(self, "_closed", False):
+        if self._closed:
             return
         self._closed = True
-        broker = getattr(self, "broker", None)
-        if broker is not None:
-            broker.close()
-        for call in (getattr(self, "_broker_call", None), getattr(self, "_stdio_call", None)):
+        self.broker.close()
+        for call in (self._broker_call, self._stdio_call):
             if call is not None:
                 call.cancel()
         self.channel.close()
