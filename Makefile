@@ -30,8 +30,8 @@ demo: $(STAMP)
 	$(PY) examples/calculator/host.py
 
 lint: $(DEV_STAMP)
-	$(VENV)/bin/ruff check src tests examples
-	$(VENV)/bin/ruff format --check src tests examples
+	$(VENV)/bin/ruff check src tests examples benchmarks
+	$(VENV)/bin/ruff format --check src tests examples benchmarks
 	$(VENV)/bin/mypy
 	@# Each gRPC example imports its own generated code by plain module name.
 	cd examples/kv && MYPYPATH=.:generated ../../$(VENV)/bin/mypy --config-file ../../pyproject.toml \
@@ -47,6 +47,9 @@ test: $(DEV_STAMP)
 	$(VENV)/bin/pytest
 
 bench: $(DEV_STAMP)
+	$(PY) -m pip install -q -e '.[dev,bench]'
+	@# Typed like the rest; checked here because it needs the peers installed above.
+	$(VENV)/bin/mypy --strict benchmarks/*.py
 	$(PY) benchmarks/run.py
 
 clean:

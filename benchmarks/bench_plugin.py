@@ -1,4 +1,4 @@
-"""The plugin every tether benchmark calls."""
+"""The plugin every tether native-protocol benchmark calls."""
 
 from __future__ import annotations
 
@@ -10,9 +10,11 @@ HANDSHAKE = tether.HandshakeConfig(
 
 
 class Bench(tether.Interface):
-    def add(self, a: float, b: float) -> float: ...
+    def add(self, a: float, b: float) -> float: ...  # type: ignore[empty-body]
 
-    def total(self, values: list[float]) -> float: ...
+    def total(self, values: list[float]) -> float: ...  # type: ignore[empty-body]
+
+    def size(self, data: bytes) -> int: ...  # type: ignore[empty-body]
 
 
 class BenchImpl(Bench):
@@ -21,6 +23,9 @@ class BenchImpl(Bench):
 
     def total(self, values: list[float]) -> float:
         return sum(values)
+
+    def size(self, data: bytes) -> int:
+        return len(data)
 
 
 if __name__ == "__main__":

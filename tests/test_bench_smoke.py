@@ -24,12 +24,21 @@ def test_quick_benchmark_run_reports_every_figure(tmp_path: Path) -> None:
     report = out.read_text()
     for label in (
         "raw Python Unix-socket ping-pong",
-        "tether sync client, sequential",
-        "tether asyncio client, sequential",
-        "16 threads",
-        "16 tasks",
+        "C Unix-socket ping-pong",
+        "tether native, sync client",
+        "tether native, asyncio client",
+        "tether gRPC path, plaintext",
+        "tether gRPC path, AutoMTLS",
+        "grpcio, sync client + server",
+        "multiprocessing.connection",
+        "pinned to one CPU",
+        "16 concurrent callers",
         "100,000 floats",
+        "64 MiB",
         "spawn to first answered call",
+        "idle RSS",
+        "## Targets",
+        "not measured:",
     ):
         assert label in report
     assert "nan" not in report.lower()
