@@ -137,12 +137,15 @@ class AsyncEndpoint(asyncio.BufferedProtocol):
             raise self._failed
         cid = self._next_id()
         try:
-            frame = self._codec.encode([REQUEST, cid, oid, method, args])
+            frame = self._codec.encode_parts([REQUEST, cid, oid, method, args])
         except (TypeError, ValueError) as exc:
             raise ArgumentError(f"{method}(): arguments cannot be sent: {exc}") from None
         self._pending[cid] = slot
         assert self._transport is not None
-        self._transport.write(frame)
+        if isinstance(frame, tuple):
+            self._transport.writelines(frame)
+        else:
+            self._transport.write(frame)
         return cid
 
     async def call(

@@ -231,7 +231,7 @@ class SyncEndpoint:
         """Send a REQUEST; also take the reading role if it is free (one mutex round)."""
         cid = self._next_id()
         try:
-            frame = self._codec.encode([REQUEST, cid, oid, method, args])
+            frame = self._codec.encode_parts([REQUEST, cid, oid, method, args])
         except (TypeError, ValueError) as exc:
             raise ArgumentError(f"{method}(): arguments cannot be sent: {exc}") from None
         lead = False
@@ -246,7 +246,11 @@ class SyncEndpoint:
             with self._send_lock:
                 if self._releases:
                     self._flush_releases()
-                self._sock.sendall(frame)
+                if isinstance(frame, bytes):
+                    self._sock.sendall(frame)
+                else:
+                    for part in frame:
+                        self._sock.sendall(part)
         except BaseException as exc:
             if isinstance(exc, OSError):
                 self._fail(exc)
@@ -275,13 +279,17 @@ class SyncEndpoint:
             "asked to cancel it"
         )
 
-    def _send(self, frame: bytes | bytearray) -> None:
+    def _send(self, frame: bytes | tuple[bytes, bytes]) -> None:
         releases = self._releases
         try:
             with self._send_lock:
                 if releases:
                     self._flush_releases()
-                self._sock.sendall(frame)
+                if isinstance(frame, bytes):
+                    self._sock.sendall(frame)
+                else:
+                    for part in frame:
+                        self._sock.sendall(part)
         except OSError as exc:
             self._fail(exc)
             assert self._failed is not None
@@ -413,7 +421,7 @@ class SyncEndpoint:
         decoder, codec, pending = self._decoder, self._codec, self._pending
         rbuf, rview = self._rbuf, self._rview
         recv_into = self._sock.recv_into
-        payload: bytes | memoryview | None
+        payload: bytes | bytearray | memoryview | None
         while not (w.done or w.items):
             buffered = decoder.buffered
             payload = decoder.next_payload() if buffered else None
@@ -441,6 +449,12 @@ class SyncEndpoint:
                     else:
                         decoder.feed(rview[:size])
                         payload = decoder.next_payload()
+                    if payload is None:
+                        rest = decoder.start_large()
+                        if rest is not None:
+                            payload = self._recv_large(rest, deadline)
+                            if payload is None:
+                                return None
                 except ProtocolError as exc:
                     self._fail(exc)
                     return None
@@ -465,6 +479,25 @@ class SyncEndpoint:
                 continue
             self._deliver(message)
         return None
+
+    def _recv_large(self, rest: memoryview, deadline: float | None) -> bytearray | None:
+        """Read the rest of a large frame straight into its buffer (None: failed or late)."""
+        filled, total = 0, len(rest)
+        while filled < total:
+            if deadline is not None and not self._readable(deadline):
+                # The frame is half read: the connection cannot be resynchronised.
+                self._fail(ProtocolError("a call timed out while a large frame was arriving"))
+                return None
+            try:
+                size = self._sock.recv_into(rest[filled:])
+            except OSError as exc:
+                self._fail(exc)
+                return None
+            if not size:
+                self._fail(None)
+                return None
+            filled += size
+        return self._decoder.finish_large()
 
     def _readable(self, deadline: float) -> bool:
         sock = self._sock
@@ -614,7 +647,7 @@ class SyncEndpoint:
         try:
             if spec.ref_result is not None:  # prepare_result(), inlined
                 result = spec.prepare_result(result)
-            frame = self._codec.encode([RESPONSE, cid, result])
+            frame = self._codec.encode_parts([RESPONSE, cid, result])
         except (TypeError, ValueError, ArgumentError) as exc:
             frame = self._codec.encode(
                 error_message(
@@ -636,7 +669,7 @@ class SyncEndpoint:
                     entry.credit -= 1
                 if ctx.is_cancelled() or self._failed:
                     break
-                self._send(self._codec.encode([STREAM_ITEM, cid, spec.prepare_result(item)]))
+                self._send(self._codec.encode_parts([STREAM_ITEM, cid, spec.prepare_result(item)]))
         finally:
             close = getattr(iterator, "close", None)
             if close is not None:
@@ -933,7 +966,7 @@ class _AsyncRunner:
                     if entry.credit <= 0:
                         await credit.wait()
                 entry.credit -= 1
-                ep._send(ep._codec.encode([STREAM_ITEM, cid, spec.prepare_result(item)]))
+                ep._send(ep._codec.encode_parts([STREAM_ITEM, cid, spec.prepare_result(item)]))
         finally:
             aclose = getattr(agen, "aclose", None)
             if aclose is not None:
