@@ -15,7 +15,7 @@ from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Any, Final, Generic, TypeVar
 
 from ._errors import ConnectionClosedError, TetherError
-from ._transport import listen_unix, make_socket_dir, remove_socket_dir
+from ._transport import listen_unix, make_socket_dir, remove_socket_dir, unix_socket_path
 
 if TYPE_CHECKING:
     import ssl
@@ -137,10 +137,8 @@ class GRPCBroker:
         server = grpc.server(ThreadPoolExecutor(max_workers=8), options=GRPC_OPTIONS)
         register(server)
         if self._server_tls is None:
-            listener, address = listen_unix(directory)
-            listener.close()  # grpcio binds the path itself
-            socket_path = address
-            server.add_insecure_port("unix:" + socket_path)
+            address = unix_socket_path(directory)  # grpcio binds it itself
+            server.add_insecure_port("unix:" + address)
         else:
             from ._tlsrelay import ServerRelay
 

@@ -18,8 +18,15 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any, Final
 
 from . import _handshake as hs
+from ._errors import HandshakeError
 from ._grpc_broker import GRPC_OPTIONS, GRPCBroker, GRPCPlugin
-from ._transport import listen_tcp, listen_unix, make_socket_dir, remove_socket_dir
+from ._transport import (
+    listen_tcp,
+    listen_unix,
+    make_socket_dir,
+    remove_socket_dir,
+    unix_socket_path,
+)
 
 if TYPE_CHECKING:
     import grpc
@@ -165,12 +172,11 @@ class GRPCServe:
     ) -> tuple[str, str]:
         directory = environ.get(hs.ENV_UNIX_SOCKET_DIR) or self._own_dir()
         if tls is None and not tcp:
-            listener, address = listen_unix(directory)
-            listener.close()  # grpcio binds the path itself
+            address = unix_socket_path(directory)  # grpcio binds it itself
             server.add_insecure_port("unix:" + address)
             return "unix", address
         if tls is None:
-            raise hs_error("refusing to serve gRPC over TCP without TLS (AutoMTLS)")
+            raise HandshakeError("refusing to serve gRPC over TCP without TLS (AutoMTLS)")
         from ._tlsrelay import ServerRelay
 
         backend = os.path.join(self._own_dir(), "grpc")
@@ -207,12 +213,6 @@ class GRPCServe:
             self._relay.close()
         for directory in self._dirs:
             remove_socket_dir(directory)
-
-
-def hs_error(message: str) -> Exception:
-    from ._errors import HandshakeError
-
-    return HandshakeError(message)
 
 
 class _Controller:

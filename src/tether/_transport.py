@@ -21,6 +21,7 @@ __all__ = [
     "listen_unix",
     "make_socket_dir",
     "remove_socket_dir",
+    "unix_socket_path",
 ]
 
 # sun_path holds 108 bytes on Linux (104 on macOS), including the terminating NUL.
@@ -49,14 +50,20 @@ def remove_socket_dir(path: str | None) -> None:
         shutil.rmtree(path, ignore_errors=True)
 
 
-def listen_unix(directory: str) -> tuple[socket.socket, str]:
-    """Listen on a new Unix socket inside `directory` (the plugin side)."""
+def unix_socket_path(directory: str) -> str:
+    """A fresh socket path inside `directory`, checked against the sun_path limit."""
     path = os.path.join(directory, "plugin" + os.urandom(8).hex())
     if len(os.fsencode(path)) >= SUN_PATH_MAX:
         raise ConfigError(
             f"Unix socket path {path!r} is longer than the {SUN_PATH_MAX - 1}-byte limit; "
             "set PLUGIN_UNIX_SOCKET_DIR or TMPDIR to a shorter directory"
         )
+    return path
+
+
+def listen_unix(directory: str) -> tuple[socket.socket, str]:
+    """Listen on a new Unix socket inside `directory` (the plugin side)."""
+    path = unix_socket_path(directory)
     sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     try:
         old = os.umask(0o077)
