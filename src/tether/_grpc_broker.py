@@ -15,6 +15,7 @@ from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Any, Final, Generic, TypeVar
 
 from ._errors import ConnectionClosedError, TetherError
+from ._handshake import split_host_port
 from ._transport import listen_unix, make_socket_dir, remove_socket_dir, unix_socket_path
 
 if TYPE_CHECKING:
@@ -25,7 +26,7 @@ if TYPE_CHECKING:
     from ._gen import grpc_broker_pb2
     from ._tlsrelay import ClientRelay, ServerRelay
 
-__all__ = ["GRPC_OPTIONS", "GRPCBroker", "GRPCPlugin"]
+__all__ = ["GRPC_OPTIONS", "GRPCBroker", "GRPCPlugin", "grpc_target"]
 
 S = TypeVar("S")
 
@@ -164,7 +165,7 @@ class GRPCBroker:
             if not self._arrived.wait_for(lambda: service_id in self._known, timeout):
                 raise TetherError(f"timeout waiting for connection info for broker id {service_id}")
             info = self._known.pop(service_id)
-        target = _target(info.network, info.address)
+        target = grpc_target(info.network, info.address)
         if self._client_tls is not None:
             from ._tlsrelay import ClientRelay, tls_dialer
 
@@ -190,9 +191,11 @@ class GRPCBroker:
             remove_socket_dir(directory)
 
 
-def _target(network: str, address: str) -> str:
+def grpc_target(network: str, address: str) -> str:
+    """grpcio's name for a plugin's (or a broker server's) address."""
     if network == "unix":
         return "unix:" + address
     if network == "tcp":
-        return address
+        host, port = split_host_port(address)
+        return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
     raise TetherError(f"unknown address type: {network}")

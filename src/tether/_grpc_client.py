@@ -8,7 +8,7 @@ from typing import IO, TYPE_CHECKING, Any
 
 from . import _handshake as hs
 from ._errors import ConnectionClosedError, HandshakeError, TetherError
-from ._grpc_broker import GRPC_OPTIONS, GRPCBroker, GRPCPlugin
+from ._grpc_broker import GRPC_OPTIONS, GRPCBroker, GRPCPlugin, grpc_target
 
 if TYPE_CHECKING:
     import ssl
@@ -49,7 +49,7 @@ class GRPCConnection:
         self.broker = GRPCBroker(server_tls=broker_server_tls, client_tls=tls)
         self._broker_call: Any = None
         self._stdio_call: Any = None
-        self.target = _target(line)
+        self.target = grpc_target(line.network, line.address)
         if tls is not None:
             from ._tlsrelay import ClientRelay, tls_dialer
 
@@ -173,10 +173,3 @@ class GRPCConnection:
         self.channel.close()
         if self._relay is not None:
             self._relay.close()
-
-
-def _target(line: hs.HandshakeLine) -> str:
-    if line.network == "unix":
-        return "unix:" + line.address
-    host, port = line.tcp_address()
-    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"

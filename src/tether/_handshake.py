@@ -28,17 +28,18 @@ __all__ = [
     "ENV_PROTOCOL_VERSIONS",
     "ENV_UNIX_SOCKET_DIR",
     "ENV_UNIX_SOCKET_GROUP",
+    "HandshakeConfig",
+    "HandshakeLine",
     "MISCONFIGURED_COOKIE_TEXT",
     "PROTOCOL_GRPC",
     "PROTOCOL_NATIVE",
     "PROTOCOL_NETRPC",
-    "HandshakeConfig",
-    "HandshakeLine",
     "check_cookie",
     "check_host_side",
     "host_env",
     "negotiate_version",
     "port_range",
+    "split_host_port",
 ]
 
 CORE_PROTOCOL_VERSION = 1
@@ -202,7 +203,7 @@ class HandshakeLine:
             raise HandshakeError(
                 f"the plugin listens on a {self.network} address, not tcp: {self.address}"
             )
-        return _split_host_port(self.address)
+        return split_host_port(self.address)
 
 
 def _unrecognized_message(line: str) -> str:
@@ -243,7 +244,7 @@ def _parse_multiplex(field: str, line: str) -> bool:
     )
 
 
-def _split_host_port(address: str) -> tuple[str, int]:
+def split_host_port(address: str) -> tuple[str, int]:
     # Same shapes as Go's net.SplitHostPort: "host:port", "[v6]:port", ":port".
     if address.startswith("["):
         end = address.find("]")

@@ -27,6 +27,7 @@ from collections.abc import Awaitable, Callable
 from concurrent.futures import Future
 from typing import Any
 
+from ._handshake import split_host_port
 from ._transport import SUN_PATH_MAX, make_socket_dir, remove_socket_dir
 
 __all__ = ["ClientRelay", "ServerRelay", "tls_dialer"]
@@ -226,13 +227,9 @@ def tls_dialer(network: str, address: str, tls: ssl.SSLContext) -> Dialer:
                 factory, address, ssl=tls, server_hostname="localhost"
             )
         else:
-            host, _, port = address.rpartition(":")
+            host, port = split_host_port(address)
             connecting = loop.create_connection(
-                factory,
-                host.strip("[]") or "127.0.0.1",
-                int(port),
-                ssl=tls,
-                server_hostname="localhost",
+                factory, host, port, ssl=tls, server_hostname="localhost"
             )
         return await asyncio.wait_for(connecting, 10.0)
 
