@@ -57,7 +57,8 @@ def _describe_exit(returncode: int | None) -> str:
     return f"exited with code {returncode}"
 
 
-def _stderr_suffix(stderr_tail: tuple[str, ...]) -> str:
+def stderr_suffix(stderr_tail: tuple[str, ...]) -> str:
+    """The plugin's last stderr lines, formatted to end an error message."""
     if not stderr_tail:
         return ""
     return "\nlast stderr lines:\n  " + "\n  ".join(stderr_tail)
@@ -68,7 +69,7 @@ class PluginExitedError(HandshakeError):
 
     def __init__(self, message: str, returncode: int | None, stderr_tail: tuple[str, ...]) -> None:
         super().__init__(
-            f"{message}: the plugin {_describe_exit(returncode)}{_stderr_suffix(stderr_tail)}"
+            f"{message}: the plugin {_describe_exit(returncode)}{stderr_suffix(stderr_tail)}"
         )
         self.returncode = returncode
         self.stderr_tail = stderr_tail
@@ -90,7 +91,7 @@ class PluginCrashedError(ConnectionClosedError):
     ) -> None:
         super().__init__(
             f"plugin {name!r} {_describe_exit(returncode)}; its connection is closed"
-            f"{_stderr_suffix(stderr_tail)}"
+            f"{stderr_suffix(stderr_tail)}"
         )
         self.plugin = name
         self.returncode = returncode

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from typing import IO, Any, Literal
 
 from . import _handshake as hs
-from ._errors import ChecksumMismatchError, ConfigError, HandshakeError
+from ._errors import ChecksumMismatchError, ConfigError, HandshakeError, stderr_suffix
 from ._process import PluginProcess
 from ._transport import make_socket_dir, remove_socket_dir
 
@@ -152,7 +152,7 @@ class Launch:
             if isinstance(exc, HandshakeError) and process is not None:
                 tail = process.stderr_tail()
                 if tail and "stderr" not in str(exc):
-                    exc.add_note("last stderr lines:\n  " + "\n  ".join(tail))
+                    exc.add_note(stderr_suffix(tail).lstrip("\n"))
             raise
 
     def _make_cert(self) -> str | None:

@@ -13,7 +13,7 @@ import time
 from collections.abc import Mapping, Sequence
 from typing import IO, Final
 
-from ._errors import PluginExitedError, StartTimeoutError
+from ._errors import PluginExitedError, StartTimeoutError, stderr_suffix
 from ._hclog import StderrParser, relay
 
 __all__ = ["PluginProcess"]
@@ -94,7 +94,7 @@ class PluginProcess:
             self.kill()
             raise StartTimeoutError(
                 f"timeout while waiting for plugin to start (waited {timeout:g} s for the "
-                f"handshake line from {self.cmd[0]!r})" + self._tail_suffix()
+                f"handshake line from {self.cmd[0]!r})" + stderr_suffix(self.stderr_tail())
             ) from None
         if line is _EOF:
             returncode = self.wait(2.0)
@@ -105,10 +105,6 @@ class PluginProcess:
             )
         assert isinstance(line, str)
         return line
-
-    def _tail_suffix(self) -> str:
-        tail = self.stderr_tail()
-        return "\nlast stderr lines:\n  " + "\n  ".join(tail) if tail else ""
 
     def _read_stdout(self, stream: IO[bytes]) -> None:
         first = True
