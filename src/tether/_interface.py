@@ -298,6 +298,8 @@ def _method_spec(cls: type[Interface], name: str, func: Callable[..., Any]) -> M
         elif defaults:
             raise ConfigError(f"{cls.__qualname__}.{name}: a default must not precede a required")
     stream, result = _stream_item(hints.get("return", Any))
+    if result is None:
+        result = type(None)  # `-> None` in a hint means NoneType
     ref_result = result if _is_interface(result) else None
     spec = MethodSpec(
         interface=cls.__qualname__,
@@ -317,11 +319,7 @@ def _method_spec(cls: type[Interface], name: str, func: Callable[..., Any]) -> M
         spec._scalar_types = tuple(types)
     if result in _SCALARS:
         spec._result_scalar = result
-    spec._needs_result_convert = result is not Any and result is not type(None)
-    if result is type(None) or result is None:
-        spec.return_type = type(None)
-        spec._needs_result_convert = True
-        spec._result_scalar = type(None)
+    spec._needs_result_convert = result is not Any
     return spec
 
 
