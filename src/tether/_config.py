@@ -49,6 +49,7 @@ from pydantic import (
 from pydantic_core import ErrorDetails
 
 from ._errors import ConfigError
+from ._handshake import HandshakeConfig
 
 __all__ = [
     "DEFAULT_ENV_ALLOW",
@@ -56,6 +57,8 @@ __all__ = [
     "CalculatorSettings",
     "ConfigFileError",
     "DiscoverySettings",
+    "HandshakeSettings",
+    "HealthSettings",
     "ManagerConfig",
     "PluginSettings",
     "PluginName",
@@ -446,6 +449,32 @@ class RestartPolicy(_Model):
         return base * (1.0 + self.jitter * (2.0 * random - 1.0))
 
 
+class HandshakeSettings(_Model):
+    """The magic cookie and app protocol version host and plugin agree on (go-plugin's
+    HandshakeConfig). Needed to start a plugin from the configuration alone (`tether run`)."""
+
+    magic_cookie_key: Annotated[str, AfterValidator(_env_name)]
+    magic_cookie_value: NonEmptyStr
+    protocol_version: int = Field(default=1, ge=1)
+
+    def to_handshake(self) -> HandshakeConfig:
+        return HandshakeConfig(
+            protocol_version=self.protocol_version,
+            magic_cookie_key=self.magic_cookie_key,
+            magic_cookie_value=self.magic_cookie_value,
+        )
+
+
+class HealthSettings(_Model):
+    """The health monitor: every `interval` seconds each instance is pinged; an instance that
+    does not answer within `timeout` for `failures` checks in a row is killed and restarted
+    under the restart policy."""
+
+    interval: float = Field(default=10.0, gt=0.0)
+    timeout: float = Field(default=5.0, gt=0.0)
+    failures: int = Field(default=3, ge=1)
+
+
 class PluginSettings(_Model):
     """How to run one plugin: exactly one of `command` and `entry_point`."""
 
@@ -456,8 +485,17 @@ class PluginSettings(_Model):
     protocol: Literal["tether", "grpc"] = "tether"
     enabled: bool = True
     instances: int = Field(default=1, ge=1)
+    # How calls are spread over the instances.
+    balance: Literal["round-robin", "least-outstanding"] = "round-robin"
     start_timeout: float = Field(default=60.0, gt=0.0)
+    call_timeout: float | None = Field(default=None, gt=0.0)  # seconds; None = no limit
     restart: RestartPolicy = Field(default_factory=RestartPolicy)
+    health: HealthSettings = Field(default_factory=HealthSettings)
+    # Overrides the top-level handshake for this plugin.
+    handshake: HandshakeSettings | None = None
+    # pip requirements for the plugin's own virtual environment (`tether install`); local
+    # paths are relative to `cwd`. Empty: the plugin runs with the command as given.
+    requirements: list[NonEmptyStr] = Field(default_factory=list)
     # Host variables the plugin inherits (names or globs); ["*"] passes everything.
     env_allow: list[Annotated[str, AfterValidator(_env_pattern)]] = Field(
         default_factory=lambda: list(DEFAULT_ENV_ALLOW)
@@ -604,10 +642,26 @@ class ManagerConfig(_Model):
     """The whole configuration file."""
 
     version: Literal[1] = 1
+    # The default handshake of every plugin (a plugin's own `handshake` overrides it).
+    handshake: HandshakeSettings | None = None
     discovery: DiscoverySettings = Field(default_factory=DiscoverySettings)
     plugins: dict[PluginName, PluginSettings] = Field(default_factory=dict)
     security: SecuritySettings = Field(default_factory=SecuritySettings)
+    # Where `tether install` puts per-plugin virtual environments; default:
+    # $TETHER_HOME/envs, else ~/.local/share/tether/envs.
+    environments_dir: ConfigPath | None = None
     calculator: CalculatorSettings | None = None
+
+    def plugin_config(self, name: str) -> dict[str, Any]:
+        """What the manager passes to plugin `name`'s `initialize`: its `config`, and for
+        the plugin called `calculator`, the top-level `calculator:` block under it."""
+        settings = self.plugins.get(name)
+        out: dict[str, Any] = {}
+        if name == "calculator" and self.calculator is not None:
+            out.update(self.calculator.model_dump(mode="json"))
+        if settings is not None:
+            out.update(settings.config)
+        return out
 
     @model_validator(mode="after")
     def _checksums_present(self) -> ManagerConfig:
