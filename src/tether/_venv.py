@@ -20,6 +20,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import shlex
 import shutil
 import subprocess
 import sys
@@ -191,7 +192,7 @@ def _run(command: Sequence[str], what: str, env: Mapping[str, str] | None = None
         for line in proc.stdout:
             tail.append(line.rstrip("\n"))
     if proc.returncode != 0:
-        shown = " ".join(command)
+        shown = shlex.join(command)
         lines = "\n  ".join(tail) if tail else "(no output)"
         raise InstallError(
             f"{what}: `{shown}` exited with code {proc.returncode}\nlast output lines:\n  {lines}",

@@ -78,19 +78,19 @@ class Watcher:
 
     def scan(self) -> Discovery:
         """Run discovery now; calls `on_change` if the result differs from the last one."""
-        try:
-            found = discover(
-                self._config,
-                source=self._source,
-                environ=self._environ,
-                handshake=self._handshake,
-            )
-        except Exception:
-            log.exception("plugin discovery failed; keeping the last result")
-            return self._last if self._last is not None else Discovery()
+        # One scan at a time: a slow scan must not report after a newer one.
         with self._lock:
-            changed = self._last is None or not _same(self._last, found)
-            if changed:
+            try:
+                found = discover(
+                    self._config,
+                    source=self._source,
+                    environ=self._environ,
+                    handshake=self._handshake,
+                )
+            except Exception:
+                log.exception("plugin discovery failed; keeping the last result")
+                return self._last if self._last is not None else Discovery()
+            if self._last is None or not _same(self._last, found):
                 self._last = found
                 try:
                     self._on_change(found)
