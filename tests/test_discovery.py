@@ -72,6 +72,28 @@ def test_missing_paths_and_manifests_without_a_command(tmp_path: Path) -> None:
     assert "command" in idle.problem
 
 
+def test_manifest_commands_other_than_a_script(tmp_path: Path) -> None:
+    # A module run with -m (its package folder is not turned into a path)...
+    mod = write_plugin(tmp_path / "p" / "mod", "mod", answer="as a module", run=None)
+    (mod / "greeter").mkdir()
+    (mod / "greeter" / "__init__.py").write_text("")
+    (mod / "plugin.py").rename(mod / "greeter" / "__main__.py")
+    with (mod / "tether.toml").open("a") as toml:
+        toml.write('[run]\ncommand = ["python3", "-m", "greeter"]\n')
+    # ...and an entry point in the manifest's folder, run by tether's entry-point runner.
+    write_plugin(
+        tmp_path / "p" / "ep", "ep", answer="by entry point", run='entry_point = "plugin:main"'
+    )
+    found = discover(make_config(discovery={"paths": [str(tmp_path / "p")]}))
+    assert found.problems == []
+    specs = found.by_name()
+    assert specs["mod"].command == (sys.executable, "-m", "greeter")
+    assert specs["mod"].verify_file is None
+    assert specs["ep"].command == (sys.executable, "-m", "tether._entry", "plugin:main")
+    assert call_hello(specs["mod"]) == "as a module"
+    assert call_hello(specs["ep"]) == "by entry point"
+
+
 def test_a_bad_manifest_is_reported_and_the_others_found(tmp_path: Path) -> None:
     write_plugin(tmp_path / "p" / "good", "good")
     bad = tmp_path / "p" / "bad"
@@ -207,6 +229,25 @@ def test_python_is_replaced_by_the_plugin_environment(tmp_path: Path) -> None:
     assert spec.problem is None
     assert spec.command[0] == str(python)
     assert spec.environment["VIRTUAL_ENV"] == str(env_dir)
+
+
+def test_config_requirements_are_relative_to_cwd_or_come_from_the_manifest(
+    tmp_path: Path,
+) -> None:
+    folder = write_plugin(tmp_path / "p" / "lib", "lib", requirements=["./from-manifest.whl"])
+    entry = {"command": ["python", "plugin.py"], "cwd": str(folder)}
+    config = make_config(
+        discovery={"paths": [str(tmp_path / "p")]},
+        environments_dir=str(tmp_path / "envs"),
+        plugins={"lib": entry},
+    )
+    [spec] = discover(config).specs
+    assert list(spec.settings.requirements) == [str(folder / "from-manifest.whl")]
+    assert spec.problem is not None
+    assert "tether install lib" in spec.problem
+    config = make_config(plugins={"lib": {**entry, "requirements": ["../x.whl", "attrs"]}})
+    [spec] = discover(config, handshake=HANDSHAKE).specs
+    assert list(spec.settings.requirements) == [str(folder.parent / "x.whl"), "attrs"]
 
 
 def test_environments_dir_defaults(tmp_path: Path) -> None:

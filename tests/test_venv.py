@@ -19,6 +19,8 @@ from tether._errors import InstallError, TetherError
 from tether._spec import PluginSpec
 from tether._venv import (
     STAMP_NAME,
+    Installer,
+    _choose_installer,
     environment_python,
     environment_state,
     find_uv,
@@ -143,6 +145,25 @@ def test_installer_choice_errors(tmp_path: Path, monkeypatch: pytest.MonkeyPatch
     with pytest.raises(InstallError, match="TETHER_INSTALLER"):
         install(spec, envs)
     assert not envs.exists()
+
+
+@pytest.mark.parametrize(
+    ("forced", "asked", "expected"),
+    [
+        ("", "auto", "uv"),
+        ("pip", "auto", "pip"),
+        ("uv", "auto", "uv"),
+        ("", "pip", "pip"),
+        ("pip", "uv", "uv"),  # an explicit choice beats the variable
+    ],
+)
+def test_installer_choice(
+    monkeypatch: pytest.MonkeyPatch, forced: str, asked: Installer, expected: str
+) -> None:
+    monkeypatch.setenv("TETHER_INSTALLER", forced)
+    kind, uv = _choose_installer(asked)
+    assert kind == expected
+    assert (uv is not None) == (expected == "uv")
 
 
 def test_tether_is_installed_from_where_it_came_from() -> None:

@@ -400,14 +400,15 @@ def _manifest_beside(name: str, settings: PluginSettings, cwd: Path, where: str)
 
 def _relative_to(command: Sequence[str], base: Path) -> tuple[str, ...]:
     """`command` with relative file arguments made absolute against `base`: a program
-    written as a path (`./plugin`, `bin/plugin`), and arguments naming existing files."""
+    written as a path (`./plugin`, `bin/plugin`), and arguments naming existing files
+    (not directories: `python -m pkg` must keep naming the module)."""
     out: list[str] = []
     for i, arg in enumerate(command):
         path = Path(arg)
         is_path = not path.is_absolute() and not arg.startswith("-")
-        if (i == 0 and is_path and (os.sep in arg or "/" in arg)) or (
-            i > 0 and is_path and (base / path).exists()
-        ):
+        program_path = i == 0 and (os.sep in arg or "/" in arg)
+        file_argument = i > 0 and (base / path).is_file()
+        if is_path and (program_path or file_argument):
             out.append(str(base / path))
         else:
             out.append(arg)

@@ -43,6 +43,7 @@ if TYPE_CHECKING:
 __all__ = [
     "STAMP_NAME",
     "EnvironmentState",
+    "Installer",
     "environment_python",
     "environment_state",
     "environments_dir",
