@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from _discovery_kit import build_clashlib, call_hello, make_config, write_plugin
+from _discovery_kit import build_clashlib, build_wheel, call_hello, make_config, write_plugin
 from tether._config import ManagerConfig
 from tether._discovery import discover
 from tether._errors import InstallError, TetherError
@@ -96,6 +96,14 @@ def test_changed_requirements_make_the_environment_out_of_date(tmp_path: Path) -
     )
     install(spec, envs)
     assert call_hello(spec_of(config, "old")) == "2.0"
+    # A local wheel rebuilt in place (same name) also makes it out of date.
+    wheel = tmp_path / "plugins" / "wheels" / "clashlib-2.0-py3-none-any.whl"
+    wheel.unlink()
+    build_wheel(
+        wheel.parent, "clashlib", "2.0", {"clashlib/__init__.py": 'VERSION = "2.0 rebuilt"\n'}
+    )
+    spec = spec_of(config, "old")
+    assert environment_state(envs, "old", spec.settings.requirements) == "stale"
 
 
 def test_a_failing_requirement_leaves_no_environment(tmp_path: Path) -> None:

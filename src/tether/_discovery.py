@@ -252,11 +252,12 @@ def _from_found(name: str, match: _Found, ctx: _Context) -> PluginSpec:
     extra_env: dict[str, str] = {}
     problem: str | None = None
     if ep is not None:
-        cwd = _distribution_dir(ep) or Path.cwd()
+        location = _distribution_dir(ep)
+        cwd = location or Path.cwd()
         command: tuple[str, ...] = ("python", "-m", "tether._entry", ep.value)
-        if _distribution_dir(ep) is not None and not _on_site_path(cwd):
+        if location is not None and not _on_site_path(location):
             # Found on a path the plugin's interpreter would not search by itself.
-            extra_env["PYTHONPATH"] = str(cwd)
+            extra_env["PYTHONPATH"] = str(location)
     else:
         cwd = manifest.directory or Path.cwd()
         if run.command is not None:

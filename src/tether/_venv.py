@@ -83,9 +83,18 @@ def venv_python(env_dir: Path) -> Path:
 
 
 def _requirements_hash(requirements: Sequence[str]) -> str:
+    """A hash of the requirements and of the local files among them (size and modification
+    time), so a rebuilt local wheel makes the environment out of date too."""
+    lines = []
     # Order matters to pip only for display; a reordered list is the same environment.
-    text = "\n".join(sorted(requirements))
-    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+    for requirement in sorted(requirements):
+        path = Path(requirement)
+        try:
+            stat = path.stat() if path.is_absolute() and path.is_file() else None
+        except OSError:
+            stat = None
+        lines.append(f"{requirement}\t{stat.st_size}\t{stat.st_mtime_ns}" if stat else requirement)
+    return hashlib.sha256("\n".join(lines).encode("utf-8")).hexdigest()
 
 
 def environment_state(envs_dir: Path, name: str, requirements: Sequence[str]) -> EnvironmentState:
