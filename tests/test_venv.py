@@ -144,6 +144,10 @@ def test_install_with_venv_and_pip(tmp_path: Path) -> None:
     assert any("(pip)" in step for step in steps)
     assert json.loads((envs / "new" / STAMP_NAME).read_text())["installer"] == "pip"
     assert call_hello(spec_of(config, "new")) == "2.0"
+    # Built elsewhere and renamed into place, yet its scripts name where it is now.
+    activate = (envs / "new" / "bin" / "activate").read_text()
+    assert str(envs / "new") in activate
+    assert ".building-" not in activate
 
 
 def test_installer_choice_errors(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

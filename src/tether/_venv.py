@@ -244,6 +244,7 @@ def install(
     try:
         _build(kind, uv, build, name, requirements, say)
         _stamp(build, requirements, kind)
+        _point_scripts_at(build, target)
         _swap_into_place(build, target)
     except BaseException:
         shutil.rmtree(build, ignore_errors=True)
@@ -268,7 +269,17 @@ def _build(
         say(f"{name}: creating the environment (uv)")
         # --relocatable: the environment is renamed into place after it is built.
         _run(
-            [uv, "venv", "--quiet", "--relocatable", "--python", sys.executable, str(build)],
+            [
+                uv,
+                "venv",
+                "--quiet",
+                "--relocatable",
+                "--prompt",
+                name,
+                "--python",
+                sys.executable,
+                str(build),
+            ],
             f"creating the environment of plugin {name}",
         )
         say(f"{name}: installing {count} and tether (uv)")
@@ -285,7 +296,15 @@ def _build(
         host_pip = _host_pip_supports_python_option()
         say(f"{name}: creating the environment (venv)")
         _run(
-            [sys.executable, "-m", "venv", *(["--without-pip"] if host_pip else []), str(build)],
+            [
+                sys.executable,
+                "-m",
+                "venv",
+                "--prompt",
+                name,
+                *(["--without-pip"] if host_pip else []),
+                str(build),
+            ],
             f"creating the environment of plugin {name}",
         )
         say(f"{name}: installing {count} and tether (pip)")
@@ -319,6 +338,23 @@ def _stamp(build: Path, requirements: Sequence[str], kind: str) -> None:
         "tether": list(tether_requirement()),
     }
     (build / STAMP_NAME).write_text(json.dumps(stamp, indent=2) + "\n", encoding="utf-8")
+
+
+def _point_scripts_at(build: Path, target: Path) -> None:
+    """Make the environment's scripts (`bin/pip` shebangs, `activate`) and `pyvenv.cfg` name
+    `target`, where it is about to be renamed to. tether runs plugins with the interpreter
+    itself, which needs none of this; it is for people using the environment by hand."""
+    old, new = str(build).encode(), str(target).encode()
+    files = [build / "pyvenv.cfg", *venv_python(build).parent.iterdir()]
+    for file in files:
+        if file.is_symlink() or not file.is_file():
+            continue
+        try:
+            data = file.read_bytes()
+            if old in data:
+                file.write_bytes(data.replace(old, new))
+        except OSError:
+            continue
 
 
 def _swap_into_place(build: Path, target: Path) -> None:
