@@ -112,6 +112,20 @@ def test_a_bad_manifest_is_reported_and_the_others_found(tmp_path: Path) -> None
     assert "invalid TOML" in text
 
 
+def test_an_unusable_pattern_is_a_problem(tmp_path: Path) -> None:
+    write_plugin(tmp_path / "p" / "good", "good")
+    config = make_config(
+        discovery={
+            "paths": [str(tmp_path / "p")],
+            "patterns": ["/abs/tether.toml", "*/tether.toml"],
+        }
+    )
+    found = discover(config)
+    assert sorted(found.by_name()) == ["good"]
+    [problem] = found.problems
+    assert "'/abs/tether.toml'" in problem
+
+
 def test_two_manifests_with_one_name_are_both_refused(tmp_path: Path) -> None:
     first = write_plugin(tmp_path / "p" / "one", "twin")
     second = write_plugin(tmp_path / "p" / "two", "twin")

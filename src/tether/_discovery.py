@@ -123,7 +123,7 @@ def discover(
     env = os.environ if environ is None else environ
     ctx = _Context(config, source, env, handshake, environments_dir(config, env))
     found = Discovery()
-    items = _scan_paths(config, found.problems) + _scan_entry_points(config, found)
+    items = _scan_paths(config, found.problems) + _scan_entry_points(config, found.problems)
     found.problems.extend(_duplicates(items))
     scanned = _unique(items)
     for name, settings in config.plugins.items():
@@ -155,9 +155,15 @@ def _scan_paths(config: ManagerConfig, problems: list[str]) -> list[_Found]:
         if not root.is_dir():
             continue  # not there yet: the watcher picks it up when it appears
         for pattern in config.discovery.patterns:
-            for match in sorted(root.glob(pattern)):
-                if match.is_file():
-                    files.setdefault(match.absolute(), None)
+            try:
+                matches = sorted(root.glob(pattern))
+            except (ValueError, NotImplementedError, OSError) as exc:
+                problems.append(
+                    f"discovery pattern {pattern!r} in {root}: {exc} (use a relative glob "
+                    "such as '*/tether.toml' or '**/tether.toml')"
+                )
+                continue
+            files.update((match.absolute(), None) for match in matches if match.is_file())
     out: list[_Found] = []
     for path in files:
         try:
@@ -167,7 +173,7 @@ def _scan_paths(config: ManagerConfig, problems: list[str]) -> list[_Found]:
     return out
 
 
-def _scan_entry_points(config: ManagerConfig, found: Discovery) -> list[_Found]:
+def _scan_entry_points(config: ManagerConfig, problems: list[str]) -> list[_Found]:
     if not config.discovery.entry_points:
         return []
     out: list[_Found] = []
@@ -180,7 +186,7 @@ def _scan_entry_points(config: ManagerConfig, found: Discovery) -> list[_Found]:
         try:
             out.append(_Found(manifest_from_entry_point(ep), ep))
         except ConfigError as exc:
-            found.problems.append(str(exc))
+            problems.append(str(exc))
     return out
 
 
