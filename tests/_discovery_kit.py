@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import os
 import textwrap
 import zipfile
 from collections.abc import Sequence
@@ -115,9 +116,21 @@ def call_hello(spec: PluginSpec) -> str:
     )
     try:
         with client:
-            return client.dispense("greeter", Greeter).hello()
+            pid = client.pid
+            answer = client.dispense("greeter", Greeter).hello()
     finally:
         client.kill()
+    assert pid is not None
+    assert not _running(pid), f"plugin {spec.name} (pid {pid}) is still running"
+    return answer
+
+
+def _running(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    return True
 
 
 def _record_hash(data: bytes) -> str:
