@@ -72,9 +72,9 @@ def test_the_shipped_example_loads() -> None:
 
 def test_the_example_uses_the_environment() -> None:
     config = load_config(
-        EXAMPLE, environ={"PYTHON": "/opt/py/bin/python", "TETHER_PLUGIN_DIR": "/p"}
+        EXAMPLE, environ={"CALCULATOR_LOG_LEVEL": "debug", "TETHER_PLUGIN_DIR": "/p"}
     )
-    assert config.plugins["calculator"].command == ["/opt/py/bin/python", "calculator/plugin.py"]
+    assert config.plugins["calculator"].env["CALCULATOR_LOG_LEVEL"] == "debug"
     assert Path("/p") in config.discovery.paths
 
 
