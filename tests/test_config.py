@@ -53,7 +53,7 @@ def one_problem(tmp_path: Path, text: str, environ: dict[str, str] | None = None
 def test_the_shipped_example_loads() -> None:
     config = load_config(EXAMPLE, environ={})
     calc = config.plugins["calculator"]
-    assert calc.command == ["python3", "calculator/plugin.py"]
+    assert calc.command == ["python", "calculator/plugin.py"]
     assert calc.protocol == "tether"
     assert calc.restart.mode == "on-failure"
     assert calc.cwd == EXAMPLE.parent.absolute()
