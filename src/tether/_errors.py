@@ -11,10 +11,13 @@ __all__ = [
     "HandshakeError",
     "PluginCrashedError",
     "PluginExitedError",
+    "PluginNotRunningError",
+    "PluginStartError",
     "ProtocolError",
     "RemoteError",
     "StartTimeoutError",
     "TetherError",
+    "UnknownPluginError",
     "UnsupportedProtocolError",
 ]
 
@@ -133,3 +136,33 @@ class RemoteError(TetherError):
 
     def __reduce__(self) -> tuple[object, ...]:
         return (type(self), (self.type_name, self.remote_message, self.remote_traceback))
+
+
+class UnknownPluginError(ConfigError):
+    """A plugin name the manager does not know (the message suggests close names)."""
+
+    def __init__(self, message: str, name: str) -> None:
+        super().__init__(message)
+        self.plugin = name
+
+    def __reduce__(self) -> tuple[object, ...]:
+        return (type(self), (str(self), self.plugin))
+
+
+class PluginNotRunningError(TetherError):
+    """The plugin is known but not running (never started, stopped, or failed)."""
+
+
+class PluginStartError(TetherError):
+    """One or more plugins could not be started; `failures` maps each name to why."""
+
+    def __init__(self, failures: dict[str, str]) -> None:
+        count = f"{len(failures)} plugin" + ("s" if len(failures) != 1 else "")
+        lines = [f"{count} failed to start:"]
+        for name, reason in failures.items():
+            lines.append(f"  - {name}: " + reason.replace("\n", "\n    "))
+        super().__init__("\n".join(lines))
+        self.failures = dict(failures)
+
+    def __reduce__(self) -> tuple[object, ...]:
+        return (type(self), (self.failures,))
