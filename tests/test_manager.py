@@ -435,6 +435,7 @@ def test_apply_adds_removes_and_restarts_changed(lab: Lab) -> None:
         "keep": lab.plugin("keep", config={"greeting": "hi"}),
         "same": lab.plugin("same"),
         "gone": lab.plugin("gone"),
+        "child": lab.plugin("child", requires={"gone": ""}),
     }
     with lab.manager(plugins) as manager:
         manager.start()
@@ -446,8 +447,10 @@ def test_apply_adds_removes_and_restarts_changed(lab: Lab) -> None:
         rescanned = PluginManager.from_config(lab.config(plugins)).plugins()
         added, removed, changed = manager.apply(rescanned)
         assert (added, removed, changed) == (["new"], ["gone"], ["keep"])
-        assert [s.name for s in manager.plugins()] == ["keep", "new", "same"]
-        assert wait_gone(lab.pids("gone")) == []
+        assert [s.name for s in manager.plugins()] == ["child", "keep", "new", "same"]
+        assert wait_gone(lab.pids("gone") + lab.pids("child")) == []
+        assert manager.state("child") is PluginState.FAILED
+        assert manager.reason("child") == "dependency gone was removed"
         keep = manager.dispense("keep", Greeter)
         assert keep.config() == {"greeting": "hello"}
         assert keep.pid() != old_keep
@@ -457,6 +460,11 @@ def test_apply_adds_removes_and_restarts_changed(lab: Lab) -> None:
         with pytest.raises(UnknownPluginError):
             manager.state("gone")
         assert manager.apply(rescanned) == ([], [], [])
+        seen: list[PluginEvent] = []
+        manager.subscribe(seen.append)
+        manager.close()
+        stopped = [e.plugin for e in seen if e.state is PluginState.STOPPED and e.instance is None]
+        assert sorted(stopped) == ["keep", "new", "same"]
     assert wait_gone(lab.pids()) == []
 
 

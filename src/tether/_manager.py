@@ -497,26 +497,40 @@ class PluginManager:
         new = {spec.name: spec for spec in specs}
         with self._ops:
             with self._lock:
-                known = dict(self._entries)
+                known = {name: (e.spec, e.state) for name, e in self._entries.items()}
             added = sorted(set(new) - set(known))
             removed = sorted(set(known) - set(new))
-            changed = sorted(n for n in set(new) & set(known) if new[n] != known[n].spec)
-            self._stop_names(self._stop_levels_flat(removed, include_dependents=False), None)
-            with self._lock:
-                for name in removed:
-                    del self._entries[name]
+            changed = sorted(n for n in set(new) & set(known) if new[n] != known[n][0])
             restart = [
                 name
                 for name in changed
-                if known[name].state in _ACTIVE or known[name].state is PluginState.FAILED
+                if known[name][1] in _ACTIVE or known[name][1] is PluginState.FAILED
             ]
-            self._stop_names(self._stop_levels_flat(changed, include_dependents=False), None)
+            # Plugins that stay but depend on a removed one cannot keep running.
+            levels = self._stop_levels(removed, include_dependents=True)
+            for level in levels:
+                self._stop_level(level, None)
+            orphans = [n for level in levels for n in level if n not in removed]
+            for name in orphans:
+                deps = known[name][0].manifest.requires
+                gone = sorted(set(deps) & set(removed))
+                why = (
+                    f"dependency {', '.join(gone)} was removed"
+                    if gone
+                    else f"dependency {', '.join(sorted(set(deps) & set(orphans)))} failed"
+                )
+                self._set_state(name, PluginState.FAILED, why)
+            with self._lock:
+                for name in removed:
+                    del self._entries[name]
+            for level in self._stop_levels(changed, include_dependents=False):
+                self._stop_level(level, None)
             for name in changed:
                 with self._lock:
                     entry = self._entries[name]
                     entry.spec = new[name]
                     entry.pool, entry.token = None, None
-                self._set_state(name, PluginState.DISCOVERED)
+                self._set_state(name, PluginState.DISCOVERED, new[name].source)
             for name in added:
                 self._add(new[name])
             if self._started and (restart or added):
@@ -613,10 +627,6 @@ class PluginManager:
             levels.append(level)
             left -= set(level)
         return levels
-
-    def _stop_levels_flat(self, names: list[str], *, include_dependents: bool) -> list[str]:
-        levels = self._stop_levels(names, include_dependents=include_dependents)
-        return [name for level in levels for name in level]
 
     def _stop_level(self, names: list[str], timeout: float | None) -> None:
         if len(names) == 1:
