@@ -8,6 +8,7 @@ import os
 import shutil
 import signal
 import sys
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -378,6 +379,33 @@ def test_failed_plugin_blocks_dependents_until_retried(lab: Lab) -> None:
         assert manager.dispense("app", Greeter).hello("db") == "app: hello db"
         with pytest.raises(PluginNotRunningError, match="only a failed plugin"):
             manager.retry("db")
+
+
+def test_spent_restart_budget_fails_the_plugin_until_retried(lab: Lab) -> None:
+    settings = lab.plugin("fragile")
+    settings["restart"] = {"max_restarts": 0}
+    failed = threading.Event()
+    with lab.manager({"fragile": settings}) as manager:
+
+        def watch(event: PluginEvent) -> None:
+            if event.instance is None and event.state is PluginState.FAILED:
+                failed.set()
+
+        manager.subscribe(watch)
+        manager.start()
+        proxy = manager.dispense("fragile", Greeter)
+        first = proxy.pid()
+        with pytest.raises(ConnectionError):
+            proxy.crash()
+        assert failed.wait(30)
+        assert manager.state("fragile") is PluginState.FAILED
+        assert manager.status()[0].state is PluginState.FAILED
+        manager.retry("fragile")
+        assert manager.state("fragile") is PluginState.RUNNING
+        second = manager.dispense("fragile", Greeter).pid()
+        assert second != first
+        assert not alive(first)
+    assert wait_gone(lab.pids()) == []
 
 
 def test_strict_start_stops_what_it_started(lab: Lab) -> None:

@@ -123,6 +123,8 @@ class PluginManager:
         self.config: ManagerConfig | None = None
         self.security = security or SecuritySettings()
         self.logger = logger or logging.getLogger("tether.manager")
+        # Pools log under `tether.pool.<name>` unless the host chose a logger.
+        self._pool_logger = logger
         self._rng = rng or random.Random()
         self._ops = threading.RLock()
         self._lock = threading.RLock()
@@ -287,6 +289,11 @@ class PluginManager:
 
     def _start_one(self, name: str, spec: PluginSpec) -> str | None:
         """Verify and start one plugin; the reason it failed, or None."""
+        with self._lock:
+            entry = self._entries[name]
+            old, entry.pool, entry.token = entry.pool, None, None
+        if old is not None:
+            old.stop()  # a failed or stopped pool: its events are no longer wanted
         self._set_state(name, PluginState.VALIDATING)
         try:
             verify_spec(spec, self.security)
@@ -295,17 +302,12 @@ class PluginManager:
             self.logger.error("plugin %s refused: %s", name, reason)
             self._set_state(name, PluginState.FAILED, reason, exc)
             return reason
-        with self._lock:
-            entry = self._entries[name]
-            old, entry.pool, entry.token = entry.pool, None, None
-        if old is not None:
-            old.stop()  # a failed pool being retried: its events are no longer wanted
         token = object()
         pool = Pool(
             spec,
             emit=lambda event: self._on_pool_event(token, event),
             rng=random.Random(self._rng.random()),
-            logger=self.logger.getChild(name),
+            logger=None if self._pool_logger is None else self._pool_logger.getChild(name),
         )
         with self._lock:
             entry = self._entries[name]
@@ -643,6 +645,9 @@ class PluginManager:
                 if entry is None or entry.pool is None:
                     continue
                 pool, active = entry.pool, entry.state in _ACTIVE
+                if entry.state is PluginState.FAILED:
+                    # Cleaning up after a failure: the plugin stays failed, with its reason.
+                    entry.token = None
             if active:
                 self._set_state(name, PluginState.STOPPING)
             try:

@@ -31,6 +31,7 @@ class Greeter(tether.Interface):
     def config(self) -> dict[str, Any]: ...
     def hello(self, who: str) -> str: ...
     def pid(self) -> int: ...
+    def crash(self) -> None: ...
 
 
 class GreeterImpl(Greeter):
@@ -49,6 +50,9 @@ class GreeterImpl(Greeter):
 
     def pid(self) -> int:
         return os.getpid()
+
+    def crash(self) -> None:
+        os._exit(3)
 
 
 def main(mode: str) -> None:
