@@ -333,6 +333,8 @@ def test_unknown_plugin_names_suggest_close_ones(lab: Lab) -> None:
         manager.start(["nope"])
     with pytest.raises(PluginNotRunningError, match=r"not running .*discovered"):
         manager.dispense("calculator", Greeter)
+    with pytest.raises(ConfigError, match="given twice"):
+        PluginManager(manager.plugins() * 2)
     assert lab.spawned_names() == set()
 
 
