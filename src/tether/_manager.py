@@ -202,8 +202,8 @@ class PluginManager:
         """Start `names` (default: every plugin) and everything they depend on.
 
         Dependencies are resolved first: `DependencyError` lists every problem and nothing
-        starts. Each plugin is verified, then its pool started, dependencies first. A plugin
-        that fails is FAILED with its reason, and its dependents are not started. With
+        starts. Each plugin is verified, then its pool started, dependencies first (plugins
+        that do not depend on each other start in parallel). A plugin that fails is FAILED with its reason, and its dependents are not started. With
         `strict`, any failure stops what this call started and raises `PluginStartError`;
         otherwise the rest keep running.
         """
@@ -256,26 +256,52 @@ class PluginManager:
         return resolve(manifests)
 
     def _start_in_order(self, order: list[str]) -> tuple[list[str], dict[str, str]]:
-        """Start each plugin of `order` that is not active; (started, failures)."""
+        """Start each plugin of `order` that is not active, a level at a time: plugins whose
+        dependencies are all in earlier levels start in parallel. (started, failures)."""
         started: list[str] = []
         failures: dict[str, str] = {}
-        for name in order:
-            with self._lock:
-                entry = self._entries[name]
-                if entry.pool is not None and entry.state in _ACTIVE:
-                    continue
-                spec = entry.spec
-                blocked = self._blocking_dependency(spec)
-            if blocked is not None:
-                failures[name] = blocked
-                self._set_state(name, PluginState.FAILED, blocked)
-                continue
-            error = self._start_one(name, spec)
-            if error is None:
-                started.append(name)
+        for level in self._start_levels(order):
+            if len(level) == 1:
+                results = [self._start_checked(level[0])]
             else:
-                failures[name] = error
+                with ThreadPoolExecutor(
+                    max_workers=len(level), thread_name_prefix="tether-start"
+                ) as pool:
+                    results = list(pool.map(self._start_checked, level))
+            for name, (was_started, error) in zip(level, results, strict=True):
+                if error is not None:
+                    failures[name] = error
+                elif was_started:
+                    started.append(name)
         return started, failures
+
+    def _start_levels(self, order: list[str]) -> list[list[str]]:
+        """`order` (dependencies first) grouped: each plugin one level after its deepest
+        dependency."""
+        with self._lock:
+            depth: dict[str, int] = {}
+            for name in order:
+                deps = [d for d in self._entries[name].spec.manifest.requires if d in depth]
+                depth[name] = 1 + max((depth[d] for d in deps), default=-1)
+        levels: list[list[str]] = [[] for _ in range(max(depth.values(), default=-1) + 1)]
+        for name in order:
+            levels[depth[name]].append(name)
+        return levels
+
+    def _start_checked(self, name: str) -> tuple[bool, str | None]:
+        """Start `name` unless it is active or a dependency is not running:
+        (started now, why it failed)."""
+        with self._lock:
+            entry = self._entries[name]
+            if entry.pool is not None and entry.state in _ACTIVE:
+                return False, None
+            spec = entry.spec
+            blocked = self._blocking_dependency(spec)
+        if blocked is not None:
+            self._set_state(name, PluginState.FAILED, blocked)
+            return False, blocked
+        error = self._start_one(name, spec)
+        return error is None, error
 
     def _blocking_dependency(self, spec: PluginSpec) -> str | None:
         """Why `spec` cannot start because of a dependency, or None. Caller holds `_lock`."""
