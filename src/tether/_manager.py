@@ -203,9 +203,10 @@ class PluginManager:
 
         Dependencies are resolved first: `DependencyError` lists every problem and nothing
         starts. Each plugin is verified, then its pool started, dependencies first (plugins
-        that do not depend on each other start in parallel). A plugin that fails is FAILED with its reason, and its dependents are not started. With
-        `strict`, any failure stops what this call started and raises `PluginStartError`;
-        otherwise the rest keep running.
+        that do not depend on each other start in parallel). A plugin that fails is FAILED
+        with its reason, and its dependents are not started. With `strict`, any failure
+        stops what this call started and raises `PluginStartError`; otherwise the rest keep
+        running.
         """
         with self._ops:
             self._started = True
