@@ -61,6 +61,12 @@ _ACTIVE = frozenset(
     {PluginState.STARTING, PluginState.HANDSHAKING, PluginState.CONNECTED, PluginState.RUNNING}
 )
 
+# An instance reaching the key of this map moves a plugin that is at its value along.
+_STARTUP_STEP = {
+    PluginState.HANDSHAKING: PluginState.STARTING,
+    PluginState.CONNECTED: PluginState.HANDSHAKING,
+}
+
 
 class _Refused(TetherError):
     """Verification refused a plugin before anything was executed."""
@@ -486,7 +492,13 @@ class PluginManager:
 
     def _on_pool_event(self, token: object, event: PluginEvent) -> None:
         """A pool's event: plugin-level ones update our record (and say what the plugin
-        was before, as the manager knew it); events of a replaced pool are dropped."""
+        was before, as the manager knew it); events of a replaced pool are dropped.
+
+        A pool reports handshaking and connected for its instances only; the first instance
+        to get there moves the plugin along too, so a plugin's own events follow the whole
+        lifecycle (starting → handshaking → connected → running).
+        """
+        promoted: PluginEvent | None = None
         with self._lock:
             entry = self._entries.get(event.plugin)
             if entry is None or entry.token is not token:
@@ -500,7 +512,14 @@ class PluginManager:
                     return  # plugin-level events announce changes only
                 event = dataclasses.replace(event, previous=entry.state)
                 entry.state = event.state
+            elif _STARTUP_STEP.get(event.state) is entry.state:
+                promoted = PluginEvent(
+                    event.plugin, None, event.state, entry.state, event.time, event.message
+                )
+                entry.state = event.state
         self._publish(event)
+        if promoted is not None:
+            self._publish(promoted)
 
     def _publish(self, event: PluginEvent) -> None:
         with self._lock:
