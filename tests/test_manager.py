@@ -3,6 +3,7 @@ failures and retries, rescans, and the calculator example driven through a YAML 
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import os
 import shutil
@@ -294,6 +295,17 @@ def test_require_checksum_refuses_a_plugin_without_one(lab: Lab) -> None:
     assert "plugins.p.checksum" in str(info.value)
     assert lab.spawned_names() == set()
     strict.close()
+
+
+def test_a_plugin_discovery_could_not_prepare_is_refused(lab: Lab) -> None:
+    spec = lab.manager({"p": lab.plugin("p")}).plugins()[0]
+    problem = "declares requirements but has no environment yet: run `tether install p`"
+    with PluginManager([dataclasses.replace(spec, problem=problem)]) as manager:
+        manager.start(strict=False)
+        assert manager.state("p") is PluginState.FAILED
+        assert manager.reason("p") == problem
+        assert manager.status()[0].reason == problem
+    assert lab.spawned_names() == set()
 
 
 # --- configuration ------------------------------------------------------------------------
