@@ -515,6 +515,8 @@ def test_apply_before_start_only_records(lab: Lab) -> None:
     b = lab.manager({"b": lab.plugin("b")}).plugins()
     assert manager.apply(b) == (["b"], ["a"], [])
     assert manager.state("b") is PluginState.DISCOVERED
+    with pytest.raises(ConfigError, match="given twice"):
+        manager.apply(b * 2)
     assert lab.spawned_names() == set()
 
 

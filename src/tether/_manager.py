@@ -542,7 +542,14 @@ class PluginManager:
         again with the new spec; added ones are started if the manager has been started.
         Starting here is non-strict: a failure leaves that plugin FAILED and is logged.
         """
-        new = {spec.name: spec for spec in specs}
+        new: dict[str, PluginSpec] = {}
+        for spec in specs:
+            if spec.name in new:
+                raise ConfigError(
+                    f"plugin {spec.name!r} is given twice ({new[spec.name].source} and "
+                    f"{spec.source}); names must be unique"
+                )
+            new[spec.name] = spec
         with self._ops:
             with self._lock:
                 known = {name: (e.spec, e.state) for name, e in self._entries.items()}
