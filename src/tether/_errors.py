@@ -9,6 +9,7 @@ __all__ = [
     "ConfigError",
     "ConnectionClosedError",
     "HandshakeError",
+    "NoInstanceError",
     "PluginCrashedError",
     "PluginExitedError",
     "PluginNotRunningError",
@@ -166,3 +167,8 @@ class PluginStartError(TetherError):
 
     def __reduce__(self) -> tuple[object, ...]:
         return (type(self), (self.failures,))
+
+
+class NoInstanceError(TetherError):
+    """No instance of a pooled plugin could take the call: all are restarting (and none came
+    back within the start timeout), or the plugin failed or was stopped."""
