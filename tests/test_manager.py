@@ -90,7 +90,7 @@ class Lab:
     ) -> dict[str, Any]:
         """Create plugin `name`; returns its settings for the `plugins:` block."""
         where = self.root / name
-        where.mkdir()
+        where.mkdir(exist_ok=True)
         shutil.copy(PLUGIN_SRC, where / "plugin.py")
         manifest = {"name": name, "version": version, "requires": requires or {}}
         (where / "tether.toml").write_text(_toml(manifest))
@@ -502,11 +502,17 @@ def test_apply_adds_removes_and_restarts_changed(lab: Lab) -> None:
         with pytest.raises(UnknownPluginError):
             manager.state("gone")
         assert manager.apply(rescanned) == ([], [], [])
+        plugins["gone"] = lab.plugin("gone", version="1.1")
+        assert manager.apply(PluginManager.from_config(lab.config(plugins)).plugins())[0] == [
+            "gone"
+        ]
+        assert manager.state("gone") is PluginState.RUNNING
+        assert manager.state("child") is PluginState.RUNNING
         seen: list[PluginEvent] = []
         manager.subscribe(seen.append)
         manager.close()
         stopped = [e.plugin for e in seen if e.state is PluginState.STOPPED and e.instance is None]
-        assert sorted(stopped) == ["keep", "new", "same"]
+        assert sorted(stopped) == ["child", "gone", "keep", "new", "same"]
     assert wait_gone(lab.pids()) == []
 
 

@@ -588,8 +588,11 @@ class PluginManager:
                 self._set_state(name, PluginState.DISCOVERED, new[name].source)
             for name in added:
                 self._add(new[name])
-            if self._started and (restart or added):
-                self._start_quietly(restart + added)
+            # Plugins left failed because a dependency was missing get another chance.
+            waiting = {w for name in added for w in self._dependents_waiting_on(name)}
+            retry = sorted(waiting - set(restart))
+            if self._started and (restart or added or retry):
+                self._start_quietly(restart + added + retry)
         return added, removed, changed
 
     def _start_quietly(self, names: list[str]) -> None:
