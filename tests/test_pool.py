@@ -406,3 +406,35 @@ def test_ping_reports_every_running_instance(make_pool: MakePool) -> None:
     results = pool.ping()
     assert sorted(r.instance for r in results) == [0, 1]
     assert all(r.ok and r.latency is not None and r.plugin == "work" for r in results)
+
+
+def test_grpc_pool_over_the_calculator_example() -> None:
+    from test_grpc_examples import CALCULATOR_GRPC, calc_pb2, calc_shared, tutorial_config
+
+    shared = calc_shared()
+    events = Events()
+    spec = make_spec(instances=2)
+    grpc_spec = PluginSpec(
+        name="calculator",
+        manifest=spec.manifest,
+        settings=spec.settings,
+        command=(sys.executable, str(CALCULATOR_GRPC / "plugin.py")),
+        cwd=spec.cwd,
+        environment=spec.environment,
+        handshake=shared.HANDSHAKE,
+    )
+    pool = Pool(grpc_spec, emit=events)
+    try:
+        pool.start()
+        stub = pool.dispense(shared.CalculatorPlugin, shared.PLUGIN_NAME)
+        # Round robin: one Initialize per instance.
+        stub.Initialize(tutorial_config(), timeout=10)
+        stub.Initialize(tutorial_config(), timeout=10)
+        pb2 = calc_pb2()
+        assert [stub.Add(pb2.BinaryRequest(a=i, b=1)).value for i in range(4)] == [1, 2, 3, 4]
+        assert [i.calls for i in pool.status().instances] == [3, 3]
+        assert all(r.ok for r in pool.ping())
+    finally:
+        pool.stop()
+    assert len(events.pids) == 2
+    assert all(pid_gone(pid) for pid in events.pids)
