@@ -285,6 +285,27 @@ def test_checksum_mismatch_is_refused(lab: Lab) -> None:
         assert lab.spawned_names() == {"good"}
 
 
+def test_a_file_replaced_while_running_is_not_restarted(lab: Lab) -> None:
+    import hashlib
+
+    settings = lab.plugin("p")
+    settings["checksum"] = hashlib.sha256(lab.file("p").read_bytes()).hexdigest()
+    with lab.manager({"p": settings}) as manager:
+        manager.start()
+        [first] = lab.pids("p")
+        # Replaced on disk, then the running instance dies: the replacement must be checked
+        # before it is executed, and refused.
+        with lab.file("p").open("a") as f:
+            f.write("\n# tampered\n")
+        os.kill(first, signal.SIGKILL)
+        deadline = time.monotonic() + 20
+        while manager.state("p") is not PluginState.FAILED and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert manager.state("p") is PluginState.FAILED
+        assert "checksums did not match" in (manager.reason("p") or "")
+        assert lab.pids("p") == [first]  # nothing new was executed
+
+
 def test_require_checksum_refuses_a_plugin_without_one(lab: Lab) -> None:
     manager = lab.manager({"p": lab.plugin("p")})
     spec = manager.plugins()[0]
