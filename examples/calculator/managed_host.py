@@ -39,9 +39,7 @@ def main() -> None:
     # Auto-scan is the CLI's business (`tether run`); this host starts what the file lists.
     manager = tether.PluginManager.from_config(CONFIG)
     lifecycle = [str(manager.state("calculator"))]
-    manager.subscribe(
-        lambda e: lifecycle.append(str(e.state)) if e.instance is None else None
-    )
+    manager.subscribe(lambda e: lifecycle.append(str(e.state)) if e.instance is None else None)
     with manager:
         manager.start()
         print("calculator lifecycle:", " → ".join(lifecycle))
