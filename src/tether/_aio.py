@@ -14,6 +14,7 @@ from collections import deque
 from collections.abc import AsyncIterator, Callable
 from typing import Any, Final, NoReturn
 
+from . import _shm
 from ._context import CallContext, effective_timeout, reset_current, set_current
 from ._dispatch import (
     ExportTable,
@@ -30,6 +31,7 @@ from ._errors import (
     ProtocolError,
     TetherError,
 )
+from ._fdtransport import FdTransport
 from ._interface import Interface, MethodSpec
 from ._wire import (
     CANCEL,
@@ -105,6 +107,12 @@ class AsyncEndpoint(asyncio.BufferedProtocol):
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         assert isinstance(transport, asyncio.Transport)
         self._transport = transport
+        # Only the descriptor-carrying transport can take the shared-memory path.
+        self._codec.shm = isinstance(transport, FdTransport)
+
+    def fds_received(self, ancillary: list[tuple[int, int, bytes]], flags: int) -> None:
+        """Queue descriptors that came with received data, for the frames that refer to them."""
+        _shm.fds_from_ancillary(ancillary, flags, self._codec.fds_in)
 
     def get_buffer(self, sizehint: int) -> memoryview:
         return self._view
@@ -141,12 +149,25 @@ class AsyncEndpoint(asyncio.BufferedProtocol):
         except (TypeError, ValueError) as exc:
             raise ArgumentError(f"{method}(): arguments cannot be sent: {exc}") from None
         self._pending[cid] = slot
-        assert self._transport is not None
-        if isinstance(frame, tuple):
-            self._transport.writelines(frame)
-        else:
-            self._transport.write(frame)
+        self._send(frame)
         return cid
+
+    def _send(self, frame: bytes | tuple[bytes, bytes] | _shm.FdFrame) -> None:
+        transport = self._transport
+        assert transport is not None
+        if isinstance(frame, bytes):
+            transport.write(frame)
+        elif isinstance(frame, tuple):
+            transport.writelines(frame)
+        else:
+            assert isinstance(transport, FdTransport)
+            transport.send_fds(frame.data, frame.fds)
+
+    def _write_parts(self, message: list[Any]) -> None:
+        """_write() for results and stream items, which may take the shared-memory path."""
+        if self._failed is not None:
+            raise self._failed
+        self._send(self._codec.encode_parts(message))
 
     async def call(
         self,
@@ -296,7 +317,7 @@ class AsyncEndpoint(asyncio.BufferedProtocol):
                 return
             if inspect.isawaitable(result):
                 result = await result
-            self._write([RESPONSE, cid, spec.prepare_result(result)])
+            self._write_parts([RESPONSE, cid, spec.prepare_result(result)])
         except asyncio.CancelledError:
             self._write_quiet(cancelled_message(cid))
         except Exception as exc:
@@ -311,7 +332,7 @@ class AsyncEndpoint(asyncio.BufferedProtocol):
                 entry.credit_event.clear()
                 await entry.credit_event.wait()
             entry.credit -= 1
-            self._write([STREAM_ITEM, cid, spec.prepare_result(item)])
+            self._write_parts([STREAM_ITEM, cid, spec.prepare_result(item)])
         self._write([STREAM_END, cid])
 
     # ----------------------------------------------------------------- references
@@ -362,6 +383,7 @@ class AsyncEndpoint(asyncio.BufferedProtocol):
                 entry.task.cancel()
         if self._transport is not None:
             self._transport.abort()
+        self._codec.close_fds()
         if not self._closed.done():
             self._closed.set_result(None)
 

@@ -12,6 +12,7 @@ slow one and cancellations keep arriving while an implementation runs.
 
 from __future__ import annotations
 
+import array
 import inspect
 import itertools
 import logging
@@ -24,6 +25,7 @@ from collections import deque
 from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Any, Final, NoReturn
 
+from . import _shm
 from ._context import (
     CURRENT,
     TIMEOUT,
@@ -147,7 +149,8 @@ class SyncEndpoint:
         self._inline_owner: int | None = None
         self._inline_since = 0.0
         self._watchdog_started = False
-        self._codec = Codec(export=exports.export, max_frame=max_frame)
+        self._shm = _shm.supported(sock)
+        self._codec = Codec(export=exports.export, max_frame=max_frame, shm=self._shm)
         self._decoder = FrameDecoder(max_frame)
         # One receive buffer, reused: recv(n) would allocate (and for large n, mmap) n bytes
         # on every read.
@@ -237,6 +240,8 @@ class SyncEndpoint:
         lead = False
         with self._mu:
             if self._failed is not None:
+                if type(frame) is _shm.FdFrame:
+                    _shm.close_fds(frame.fds)
                 raise self._failed
             self._pending[cid] = w
             if may_lead and not self._leading:
@@ -248,10 +253,14 @@ class SyncEndpoint:
                     self._flush_releases()
                 if isinstance(frame, bytes):
                     self._sock.sendall(frame)
-                else:
+                elif isinstance(frame, tuple):
                     for part in frame:
                         self._sock.sendall(part)
+                else:
+                    self._send_fd_frame(frame)
         except BaseException as exc:
+            if type(frame) is _shm.FdFrame:
+                _shm.close_fds(frame.fds)  # empties the list: never closed twice
             if isinstance(exc, OSError):
                 self._fail(exc)
             if lead:
@@ -279,7 +288,7 @@ class SyncEndpoint:
             "asked to cancel it"
         )
 
-    def _send(self, frame: bytes | tuple[bytes, bytes]) -> None:
+    def _send(self, frame: bytes | tuple[bytes, bytes] | _shm.FdFrame) -> None:
         releases = self._releases
         try:
             with self._send_lock:
@@ -287,13 +296,36 @@ class SyncEndpoint:
                     self._flush_releases()
                 if isinstance(frame, bytes):
                     self._sock.sendall(frame)
-                else:
+                elif isinstance(frame, tuple):
                     for part in frame:
                         self._sock.sendall(part)
+                else:
+                    self._send_fd_frame(frame)
         except OSError as exc:
+            if type(frame) is _shm.FdFrame:
+                _shm.close_fds(frame.fds)
             self._fail(exc)
             assert self._failed is not None
             raise self._failed from None
+
+    def _send_fd_frame(self, frame: _shm.FdFrame) -> None:
+        """Send a frame with its shared-memory descriptors (send lock held), then close them."""
+        try:
+            data = frame.data
+            sent = self._sock.sendmsg(
+                [data], [(socket.SOL_SOCKET, socket.SCM_RIGHTS, array.array("i", frame.fds))]
+            )
+            if sent < len(data):
+                self._sock.sendall(memoryview(data)[sent:])
+        finally:
+            _shm.close_fds(frame.fds)
+
+    def _recv_with_fds(self, buf: bytearray) -> int:
+        """recv_into() that also queues descriptors the peer sent along (Unix sockets)."""
+        size, ancillary, flags, _ = self._sock.recvmsg_into([buf], _shm.ANC_SIZE)
+        if ancillary or flags:
+            _shm.fds_from_ancillary(ancillary, flags, self._codec.fds_in)
+        return size
 
     def _send_quiet(self, message: list[Any]) -> None:
         try:
@@ -420,7 +452,7 @@ class SyncEndpoint:
         """Read and deliver messages until `w` is signalled, time runs out or a request comes."""
         decoder, codec, pending = self._decoder, self._codec, self._pending
         rbuf, rview = self._rbuf, self._rview
-        recv_into = self._sock.recv_into
+        recv_into = self._recv_with_fds if self._shm else self._sock.recv_into
         payload: bytes | bytearray | memoryview | None
         while not (w.done or w.items):
             buffered = decoder.buffered
@@ -430,7 +462,7 @@ class SyncEndpoint:
                     return None
                 try:
                     size = recv_into(rbuf)
-                except OSError as exc:
+                except (OSError, ProtocolError) as exc:
                     self._fail(exc)
                     return None
                 if not size:
@@ -774,6 +806,7 @@ class SyncEndpoint:
                 with entry.cond:
                     entry.cond.notify_all()
         self._shutdown_socket()
+        self._codec.close_fds()
         self._closed_event.set()
 
     def _shutdown_socket(self) -> None:

@@ -259,6 +259,12 @@ def _is_interface(tp: Any) -> bool:
     return isinstance(tp, type) and issubclass(tp, Interface) and tp is not Interface
 
 
+def _is_ndarray(hint: Any) -> bool:
+    """Whether a hint is numpy.ndarray or numpy.typing.NDArray[...] (without importing numpy)."""
+    tp = typing.get_origin(hint) or hint
+    return getattr(tp, "__module__", None) == "numpy" and getattr(tp, "__name__", "") == "ndarray"
+
+
 def _stream_item(hint: Any) -> tuple[bool, Any]:
     origin = typing.get_origin(hint)
     if origin in _STREAM_ORIGINS:
@@ -292,6 +298,8 @@ def _method_spec(cls: type[Interface], name: str, func: Callable[..., Any]) -> M
         if _is_interface(hint):
             refs[i] = hint
             hint = Any
+        elif _is_ndarray(hint):
+            hint = Any  # msgspec has no numpy support; the codec carries arrays as they are
         types.append(hint)
         if param.default is not param.empty:
             defaults.append(param.default)
@@ -300,6 +308,8 @@ def _method_spec(cls: type[Interface], name: str, func: Callable[..., Any]) -> M
     stream, result = _stream_item(hints.get("return", Any))
     if result is None:
         result = type(None)  # `-> None` in a hint means NoneType
+    elif _is_ndarray(result):
+        result = Any
     ref_result = result if _is_interface(result) else None
     spec = MethodSpec(
         interface=cls.__qualname__,
