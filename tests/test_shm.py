@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import mmap
 import os
 import sys
 from collections.abc import AsyncIterator, Iterator
@@ -79,6 +80,13 @@ def test_memoryview_round_trip(b: Any, size: int) -> None:
     result = b.echo_memoryview(memoryview(data))
     assert type(result) is memoryview
     assert result == data
+
+
+def test_large_memoryviews_are_views_of_a_mapping_both_ways(b: Any) -> None:
+    assert b.origin(memoryview(_payload(BIG))) == "mmap"
+    assert b.origin(memoryview(_payload(1000))) == "bytes"
+    assert isinstance(b.echo_memoryview(memoryview(_payload(BIG))).obj, mmap.mmap)
+    assert not isinstance(b.echo_memoryview(memoryview(_payload(1000))).obj, mmap.mmap)
 
 
 def test_large_memoryview_arrives_as_a_view_on_the_plugin_side(b: Any) -> None:
@@ -207,6 +215,8 @@ async def test_async_round_trips(ab: Any, size: int) -> None:
     view = await ab.echo_memoryview(memoryview(data))
     assert type(view) is memoryview
     assert view == data
+    assert isinstance(view.obj, mmap.mmap) == (size >= _shm.SHM_THRESHOLD)
+    assert await ab.origin(memoryview(data)) == ("mmap" if size >= _shm.SHM_THRESHOLD else "bytes")
     array = np.frombuffer(data, dtype=np.uint8)
     assert (await ab.echo_array(array) == array).all()
 

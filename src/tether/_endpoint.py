@@ -77,6 +77,7 @@ log = logging.getLogger("tether.rpc")
 
 STREAM_WINDOW: Final = 64  # stream items a plugin may send ahead of the consumer
 _RECV_SIZE: Final = 256 * 1024
+_SHM_ASK_TIMEOUT: Final = 10.0  # for the peer's answer to the shared-memory question
 _MAX_WORKERS: Final = 256
 _TEMP_WORKER_POLL: Final = 0.2  # how often a host-side helper reader checks if it is needed
 # An inline request running longer than _WATCHDOG_MIN gets the reading role taken from it;
@@ -149,8 +150,15 @@ class SyncEndpoint:
         self._inline_owner: int | None = None
         self._inline_since = 0.0
         self._watchdog_started = False
-        self._shm = _shm.supported(sock)
-        self._codec = Codec(export=exports.export, max_frame=max_frame, shm=self._shm)
+        # Shared memory: whether the peer was asked and agreed to receive descriptors (None:
+        # not asked yet), and whether this side reads with recvmsg() (the peer asked).
+        self._peer_fds: bool | None = None
+        self._reads_fds = False
+        self._codec = Codec(
+            export=exports.export,
+            max_frame=max_frame,
+            shm_ready=self._shm_ready if _shm.supported(sock) else None,
+        )
         self._decoder = FrameDecoder(max_frame)
         # One receive buffer, reused: recv(n) would allocate (and for large n, mmap) n bytes
         # on every read.
@@ -189,7 +197,7 @@ class SyncEndpoint:
         if limit == UNSET:
             limit = timeout
         w = _Waiter()
-        cid, lead = self._request(oid, spec.name, wire_args, w)
+        cid, lead = self._request(oid, spec.name, wire_args, w, buffers=spec.buffer_args)
         if limit is None:
             self._wait(w, None, lead)  # without a deadline, all _await() does
         else:
@@ -212,7 +220,9 @@ class SyncEndpoint:
         wire_args = spec.check_args(spec.bind(args, kwargs))
         w = _Waiter()
         w.items = deque()
-        cid, _ = self._request(oid, spec.name, wire_args, w, may_lead=False)
+        cid, _ = self._request(
+            oid, spec.name, wire_args, w, may_lead=False, buffers=spec.buffer_args
+        )
         return Stream(self, cid, w, spec, _deadline(timeout))
 
     def control_call(self, method: str, args: list[Any], timeout: float | None = None) -> Any:
@@ -230,11 +240,12 @@ class SyncEndpoint:
         args: list[Any] | tuple[Any, ...],
         w: _Waiter,
         may_lead: bool = True,
+        buffers: bool = False,
     ) -> tuple[int, bool]:
         """Send a REQUEST; also take the reading role if it is free (one mutex round)."""
         cid = self._next_id()
         try:
-            frame = self._codec.encode_parts([REQUEST, cid, oid, method, args])
+            frame = self._codec.encode_parts([REQUEST, cid, oid, method, args], buffers)
         except (TypeError, ValueError) as exc:
             raise ArgumentError(f"{method}(): arguments cannot be sent: {exc}") from None
         lead = False
@@ -307,6 +318,20 @@ class SyncEndpoint:
             self._fail(exc)
             assert self._failed is not None
             raise self._failed from None
+
+    def _shm_ready(self) -> bool:
+        """Whether the peer takes descriptors; asks it the first time (one round trip)."""
+        ready = self._peer_fds
+        if ready is None:
+            # Two threads may ask at once: harmless, the peer answers both alike.
+            try:
+                ready = self.control_call(_shm.CONTROL_METHOD, [], timeout=_SHM_ASK_TIMEOUT) is True
+            except ConnectionClosedError:
+                raise
+            except TetherError:
+                ready = False  # a peer without shared memory support: stay inline
+            self._peer_fds = ready
+        return ready
 
     def _send_fd_frame(self, frame: _shm.FdFrame) -> None:
         """Send a frame with its shared-memory descriptors (send lock held), then close them."""
@@ -452,7 +477,7 @@ class SyncEndpoint:
         """Read and deliver messages until `w` is signalled, time runs out or a request comes."""
         decoder, codec, pending = self._decoder, self._codec, self._pending
         rbuf, rview = self._rbuf, self._rview
-        recv_into = self._recv_with_fds if self._shm else self._sock.recv_into
+        recv_into = self._recv_with_fds if self._reads_fds else self._sock.recv_into
         payload: bytes | bytearray | memoryview | None
         while not (w.done or w.items):
             buffered = decoder.buffered
@@ -499,6 +524,13 @@ class SyncEndpoint:
                 return None
             kind = message[0]
             if kind == REQUEST:
+                if message[2] == CONTROL_OBJECT and message[3] == _shm.CONTROL_METHOD:
+                    # Switch to recvmsg() here, in the reading thread, before the answer
+                    # lets the peer send descriptors.
+                    self._reads_fds = self._codec.shm_ready is not None
+                    recv_into = self._recv_with_fds if self._reads_fds else recv_into
+                    self._send_quiet([RESPONSE, message[1], self._reads_fds])
+                    continue
                 return message
             if kind <= ERROR and pending.get(message[1]) is w:
                 # Our own answer: only this thread looks at `w`, so no mutex is needed.
@@ -679,7 +711,7 @@ class SyncEndpoint:
         try:
             if spec.ref_result is not None:  # prepare_result(), inlined
                 result = spec.prepare_result(result)
-            frame = self._codec.encode_parts([RESPONSE, cid, result])
+            frame = self._codec.encode_parts([RESPONSE, cid, result], spec.buffer_result)
         except (TypeError, ValueError, ArgumentError) as exc:
             frame = self._codec.encode(
                 error_message(
@@ -701,7 +733,8 @@ class SyncEndpoint:
                     entry.credit -= 1
                 if ctx.is_cancelled() or self._failed:
                     break
-                self._send(self._codec.encode_parts([STREAM_ITEM, cid, spec.prepare_result(item)]))
+                message = [STREAM_ITEM, cid, spec.prepare_result(item)]
+                self._send(self._codec.encode_parts(message, spec.buffer_result))
         finally:
             close = getattr(iterator, "close", None)
             if close is not None:
@@ -999,7 +1032,8 @@ class _AsyncRunner:
                     if entry.credit <= 0:
                         await credit.wait()
                 entry.credit -= 1
-                ep._send(ep._codec.encode_parts([STREAM_ITEM, cid, spec.prepare_result(item)]))
+                message = [STREAM_ITEM, cid, spec.prepare_result(item)]
+                ep._send(ep._codec.encode_parts(message, spec.buffer_result))
         finally:
             aclose = getattr(agen, "aclose", None)
             if aclose is not None:

@@ -55,16 +55,28 @@ class FdTransport(asyncio.Transport):
         self._closing = False
         self._lost = False
         self._reading = True
+        self._fds = False  # read with recvmsg(): see read_fds()
         loop.add_reader(self._fd, self._read_ready)
 
     # ----------------------------------------------------------------- reading
 
+    def read_fds(self) -> None:
+        """Read with recvmsg() from now on: the peer is about to send descriptors.
+
+        recv_into() is cheaper but would drop (close) descriptors that came along.
+        """
+        self._fds = True
+
     def _read_ready(self) -> None:
         protocol = self._protocol
         try:
-            size, ancillary, flags, _ = self._sock.recvmsg_into(
-                [protocol.get_buffer(-1)], _shm.ANC_SIZE
-            )
+            if self._fds:
+                size, ancillary, flags, _ = self._sock.recvmsg_into(
+                    [protocol.get_buffer(-1)], _shm.ANC_SIZE
+                )
+            else:
+                size = self._sock.recv_into(protocol.get_buffer(-1))
+                ancillary, flags = [], 0
         except (BlockingIOError, InterruptedError):
             return
         except OSError as exc:

@@ -34,6 +34,7 @@ __all__ = [
 ]
 
 _SCALARS: Final = frozenset({int, float, str, bytes, bool, type(None)})
+_NO_BUFFER: Final = frozenset({int, float, str, bool, type(None)})
 _STREAM_ORIGINS: Final = frozenset(
     {
         collections.abc.Iterator,
@@ -101,6 +102,10 @@ class MethodSpec:
     _scalar_types: tuple[type, ...] | None = None
     _result_scalar: type | None = None
     _needs_result_convert: bool = True
+    # Whether arguments / results may hold a buffer for the shared-memory path: methods of
+    # scalars only skip looking for one on every call.
+    buffer_args: bool = True
+    buffer_result: bool = True
     _signature: inspect.Signature | None = field(default=None, repr=False)
     # Computed once: both sides used to format it on every call.
     qualname: str = field(init=False, repr=False, compare=False)
@@ -330,6 +335,8 @@ def _method_spec(cls: type[Interface], name: str, func: Callable[..., Any]) -> M
     if result in _SCALARS:
         spec._result_scalar = result
     spec._needs_result_convert = result is not Any
+    spec.buffer_args = not all(t in _NO_BUFFER for t in types) or bool(refs)
+    spec.buffer_result = result not in _NO_BUFFER
     return spec
 
 

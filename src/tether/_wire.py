@@ -123,19 +123,20 @@ class Codec:
     under which the object is exported, or raises TypeError if it cannot be sent at all.
     """
 
-    __slots__ = ("_decoder", "_encoder", "_export", "fds_in", "max_frame", "shm")
+    __slots__ = ("_decoder", "_encoder", "_export", "fds_in", "max_frame", "shm_ready")
 
     def __init__(
         self,
         export: Callable[[object], int] | None = None,
         max_frame: int = DEFAULT_MAX_FRAME,
-        shm: bool = False,
+        shm_ready: Callable[[], bool] | None = None,
     ) -> None:
         self._export = export
         self.max_frame = max_frame
-        # shm: large buffers are sent through shared memory (`encode_parts` may then return
-        # an FdFrame). Received descriptors queue in `fds_in`, fed by the driver, in order.
-        self.shm = shm
+        # Set when the connection can carry descriptors: says (after asking the peer once,
+        # if need be) whether large buffers may go through shared memory; `encode_parts`
+        # then returns an FdFrame. Received descriptors queue in `fds_in`, in order.
+        self.shm_ready = shm_ready
         self.fds_in: deque[int] = deque()
         self._encoder = msgspec.msgpack.Encoder(enc_hook=self._enc_hook)
         self._decoder = msgspec.msgpack.Decoder(ext_hook=self._ext_hook)
@@ -173,16 +174,18 @@ class Codec:
         return _pack_header(size) + body
 
     def encode_parts(
-        self, message: list[Any] | tuple[Any, ...]
+        self, message: list[Any] | tuple[Any, ...], buffers: bool = False
     ) -> bytes | tuple[bytes, bytes] | _shm.FdFrame:
         """Like `encode`, but a large frame comes as (header, payload), to be sent in turn.
 
         Joining header and payload copies the payload once more: for a 64 MiB argument
         that is tens of milliseconds and a second 64 MiB of memory. With `shm`, a message
         carrying large buffers comes as an FdFrame: the caller sends its descriptors with
-        it (SCM_RIGHTS) and closes them.
+        it (SCM_RIGHTS) and closes them. `buffers` says the message may hold a buffer (a
+        MethodSpec knows): calls of scalars only skip looking for one.
         """
-        if self.shm:
+        ready = self.shm_ready
+        if buffers and ready is not None and _shm.wanted(message) and ready():
             message, fds = _shm.lift(message)
             if fds:
                 try:

@@ -31,6 +31,8 @@ class Buffers(tether.Interface):
 
     def chunks(self, size: int, count: int) -> Iterator[bytes]: ...  # type: ignore[empty-body]
 
+    def origin(self, data: memoryview) -> str: ...  # type: ignore[empty-body]
+
     def fd_count(self) -> int: ...  # type: ignore[empty-body]
 
     def sleep_then_exit(self, data: bytes) -> int: ...  # type: ignore[empty-body]

@@ -41,6 +41,9 @@ class BuffersImpl(Buffers):
         for i in range(count):
             yield bytes([i % 256]) * size
 
+    def origin(self, data: memoryview) -> str:
+        return type(data.obj).__name__
+
     def fd_count(self) -> int:
         return len(os.listdir("/proc/self/fd"))
 
