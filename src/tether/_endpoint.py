@@ -15,7 +15,6 @@ from __future__ import annotations
 import array
 import inspect
 import itertools
-import logging
 import select
 import socket
 import threading
@@ -73,7 +72,6 @@ if TYPE_CHECKING:
 
 __all__ = ["STREAM_WINDOW", "SyncEndpoint"]
 
-log = logging.getLogger("tether.rpc")
 
 STREAM_WINDOW: Final = 64  # stream items a plugin may send ahead of the consumer
 _RECV_SIZE: Final = 256 * 1024
@@ -406,6 +404,9 @@ class SyncEndpoint:
                                 self._leading = False
                 if request is not None:
                     lead = self._execute(request)
+                    # A thread may now sleep for long: it must not keep the request's
+                    # arguments (say a 64 MiB buffer or its mapping) alive meanwhile.
+                    request = None
                     continue
                 if w.done or w.items or self._failed is not None:
                     return True

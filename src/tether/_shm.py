@@ -67,8 +67,18 @@ _BUFFER_KINDS: Final[dict[type, int]] = {
 }
 _SEALS: Final = getattr(os, "MFD_ALLOW_SEALING", 0) | getattr(os, "MFD_CLOEXEC", 0)
 _header = msgspec.msgpack.Encoder()
-_header_decoder = msgspec.msgpack.Decoder(tuple[int, int, str, tuple[int, ...]])
-_inline_decoder = msgspec.msgpack.Decoder(tuple[str, tuple[int, ...], bytes])
+# Typed decoders, built on first use: building them at import costs a plugin's start-up.
+_decoders: dict[str, Any] = {}
+
+
+def _decoder(name: str) -> Any:
+    decoder = _decoders.get(name)
+    if decoder is None:
+        shape: Any = tuple[str, tuple[int, ...], bytes]
+        if name == "header":
+            shape = tuple[int, int, str, tuple[int, ...]]
+        decoder = _decoders[name] = msgspec.msgpack.Decoder(shape)
+    return decoder
 
 
 def supported(sock: socket.socket) -> bool:
@@ -211,7 +221,7 @@ def encode_ndarray(array: Any) -> msgspec.msgpack.Ext:
 def decode_ndarray(data: memoryview) -> Any:
     import numpy  # only when the peer sent an array
 
-    dtype, shape, raw = _inline_decoder.decode(data)
+    dtype, shape, raw = _decoder("inline").decode(data)
     return numpy.frombuffer(bytearray(raw), dtype=dtype).reshape(shape)
 
 
@@ -232,7 +242,7 @@ def fds_from_ancillary(
 def map_shared(data: memoryview, fds: deque[int]) -> Any:
     """The buffer a shared-memory reference stands for; consumes its descriptor."""
     try:
-        kind, size, dtype, shape = _header_decoder.decode(data)
+        kind, size, dtype, shape = _decoder("header").decode(data)
     except msgspec.DecodeError as exc:
         raise ProtocolError(f"malformed shared-memory reference: {exc}") from None
     if not fds:
