@@ -219,10 +219,28 @@ def encode_ndarray(array: Any) -> msgspec.msgpack.Ext:
 
 
 def decode_ndarray(data: memoryview) -> Any:
-    import numpy  # only when the peer sent an array
+    """A numpy array sent inline (extension type 3)."""
+    try:
+        dtype, shape, raw = _decoder("inline").decode(data)
+    except msgspec.DecodeError as exc:
+        raise ProtocolError(f"malformed numpy array (msgpack extension type 3): {exc}") from None
+    return _ndarray(raw, dtype, shape)
 
-    dtype, shape, raw = _decoder("inline").decode(data)
-    return numpy.frombuffer(bytearray(raw), dtype=dtype).reshape(shape)
+
+def _ndarray(buffer: Any, dtype: str, shape: tuple[int, ...]) -> Any:
+    try:
+        import numpy  # only when the peer sent an array
+    except ImportError:
+        raise ProtocolError(
+            "the peer sent a numpy array (msgpack extension type 3), but numpy is not "
+            "installed here; install numpy or send the data as bytes"
+        ) from None
+    try:
+        if isinstance(buffer, bytes):
+            buffer = bytearray(buffer)  # a writable array, like the sender's
+        return numpy.frombuffer(buffer, dtype=dtype).reshape(shape)
+    except (TypeError, ValueError) as exc:
+        raise ProtocolError(f"malformed numpy array (msgpack extension type 3): {exc}") from None
 
 
 def fds_from_ancillary(
@@ -244,9 +262,14 @@ def map_shared(data: memoryview, fds: deque[int]) -> Any:
     try:
         kind, size, dtype, shape = _decoder("header").decode(data)
     except msgspec.DecodeError as exc:
-        raise ProtocolError(f"malformed shared-memory reference: {exc}") from None
+        raise ProtocolError(
+            f"malformed shared-memory reference (msgpack extension type 2): {exc}"
+        ) from None
     if not fds:
-        raise ProtocolError("a shared-memory reference arrived without its file descriptor")
+        raise ProtocolError(
+            "a shared-memory reference (msgpack extension type 2) arrived without its file "
+            "descriptor"
+        )
     fd = fds.popleft()
     try:
         if os.fstat(fd).st_size < size or size <= 0:
@@ -270,8 +293,6 @@ def map_shared(data: memoryview, fds: deque[int]) -> Any:
     if kind == _MEMORYVIEW:
         return memoryview(mapping)  # the view keeps the mapping alive
     if kind == _NDARRAY:
-        import numpy  # only when the peer sent an array
-
-        return numpy.frombuffer(mapping, dtype=dtype).reshape(shape)
+        return _ndarray(mapping, dtype, shape)
     mapping.close()
-    raise ProtocolError(f"unknown shared-memory buffer kind {kind}")
+    raise ProtocolError(f"unknown shared-memory buffer kind {kind} (msgpack extension type 2)")
