@@ -195,7 +195,7 @@ class SyncEndpoint:
         if limit == UNSET:
             limit = timeout
         w = _Waiter()
-        cid, lead = self._request(oid, spec.name, wire_args, w, buffers=spec.buffer_args)
+        cid, lead = self._request(oid, spec.name, wire_args, w, True, spec.buffer_args)
         if limit is None:
             self._wait(w, None, lead)  # without a deadline, all _await() does
         else:

@@ -13,11 +13,13 @@ import asyncio
 import socket
 from collections import deque
 from collections.abc import Iterable
-from typing import Any, Protocol
+from typing import Any, Final, Protocol
 
 from . import _shm
 
 __all__ = ["FdProtocol", "FdTransport", "open_fd_connection"]
+
+_BATCH_LIMIT: Final = 16 * 1024  # writes from this size on go out at once
 
 
 class FdProtocol(Protocol):
@@ -56,6 +58,7 @@ class FdTransport(asyncio.Transport):
         self._lost = False
         self._reading = True
         self._fds = False  # read with recvmsg(): see read_fds()
+        self._batch: list[bytes] | None = None  # small writes of this event-loop pass
         loop.add_reader(self._fd, self._read_ready)
 
     # ----------------------------------------------------------------- reading
@@ -99,7 +102,22 @@ class FdTransport(asyncio.Transport):
     # ----------------------------------------------------------------- writing
 
     def write(self, data: bytes | bytearray | memoryview) -> None:
+        if len(data) < _BATCH_LIMIT and not self._closing:
+            # Small frames written in one pass of the event loop (say, by 16 tasks that
+            # all got their answers from one read) go out in one send() at its end.
+            batch = self._batch
+            if batch is None:
+                self._batch = [bytes(data)]
+                self._loop.call_soon(self._flush_batch)
+            else:
+                batch.append(bytes(data))
+            return
         self._send(memoryview(data), None)
+
+    def _flush_batch(self) -> None:
+        batch, self._batch = self._batch, None
+        if batch:
+            self._send(memoryview(batch[0] if len(batch) == 1 else b"".join(batch)), None)
 
     def writelines(self, list_of_data: Iterable[bytes | bytearray | memoryview]) -> None:
         for data in list_of_data:
@@ -111,6 +129,8 @@ class FdTransport(asyncio.Transport):
         fds.clear()  # the transport owns (and closes) its copy of the list now
 
     def _send(self, data: memoryview, fds: list[int] | None) -> None:
+        if self._batch:
+            self._flush_batch()  # keeps the order of writes
         if self._lost or self._closing:
             # Like asyncio's transports: writes after close() are dropped.
             if fds:
@@ -178,6 +198,8 @@ class FdTransport(asyncio.Transport):
     def close(self) -> None:
         if self._closing or self._lost:
             return
+        if self._batch:
+            self._flush_batch()
         self._closing = True
         if not self._queue:
             self._loop.call_soon(self._connection_lost, None)
@@ -197,6 +219,7 @@ class FdTransport(asyncio.Transport):
             if fds:
                 _shm.close_fds(fds)
         self._queue.clear()
+        self._batch = None
         self._sock.close()
         self._loop.call_soon(
             self._protocol.connection_lost, exc if isinstance(exc, Exception) else None
