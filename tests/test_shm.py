@@ -242,3 +242,39 @@ async def test_async_no_descriptor_leaks(ab: Any) -> None:
     for _ in range(10):
         await ab.echo_bytes(data)
     assert _open_fds() == before
+
+
+# ------------------------------------------------------------------ TCP keeps the inline path
+
+
+def test_tcp_with_tls_carries_large_buffers_inline() -> None:
+    c = tether.Client(CMD, handshake=HANDSHAKE, kill_timeout=0.5, transport="tcp", auto_mtls=True)
+    c.start()
+    try:
+        buffers: Any = c.dispense("buffers", Buffers, timeout=LIMIT)
+        data = _payload(BIG)
+        assert buffers.echo_bytes(data) == data
+        view = buffers.echo_memoryview(memoryview(data))
+        assert view == data
+        assert not isinstance(view.obj, mmap.mmap)
+        assert buffers.origin(memoryview(data)) == "bytes"
+        array = np.arange(BIG // 8, dtype=np.float64)
+        assert (buffers.echo_array(array) == array).all()
+    finally:
+        c.kill()
+    assert c.exited
+
+
+@pytest.mark.asyncio(loop_scope="module")
+async def test_async_tcp_with_tls_carries_large_buffers_inline() -> None:
+    c = tether.AsyncClient(
+        CMD, handshake=HANDSHAKE, kill_timeout=0.5, transport="tcp", auto_mtls=True
+    )
+    await c.start()
+    try:
+        buffers: Any = await c.dispense("buffers", Buffers, timeout=LIMIT)
+        data = _payload(BIG)
+        assert await buffers.echo_bytes(data) == data
+        assert await buffers.origin(memoryview(data)) == "bytes"
+    finally:
+        await c.kill()
