@@ -75,7 +75,7 @@ class FdTransport(asyncio.Transport):
         try:
             if self._fds:
                 size, ancillary, flags, _ = self._sock.recvmsg_into(
-                    [protocol.get_buffer(-1)], _shm.ANC_SIZE
+                    [protocol.get_buffer(-1)], _shm.ANC_SIZE, _shm.RECV_FLAGS
                 )
             else:
                 size = self._sock.recv_into(protocol.get_buffer(-1))

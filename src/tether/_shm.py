@@ -31,9 +31,11 @@ from ._errors import ProtocolError
 
 __all__ = [
     "ANC_SIZE",
+    "CONTROL_METHOD",
     "EXT_NDARRAY",
     "EXT_SHM",
     "MAX_FDS",
+    "RECV_FLAGS",
     "SHM_THRESHOLD",
     "FdFrame",
     "close_fds",
@@ -43,6 +45,7 @@ __all__ = [
     "lift",
     "map_shared",
     "supported",
+    "wanted",
 ]
 
 # Below 1 MiB a copy through the socket costs about as much as creating, filling and mapping
@@ -51,6 +54,9 @@ SHM_THRESHOLD: Final = 1 << 20
 # Buffers per frame that may go through shared memory; the rest of a frame goes inline.
 MAX_FDS: Final = 16
 ANC_SIZE: Final = socket.CMSG_SPACE(MAX_FDS * 4) if hasattr(socket, "CMSG_SPACE") else 0
+# Received descriptors are close-on-exec from the start: a plugin launched meanwhile by
+# another thread must not inherit them.
+RECV_FLAGS: Final = getattr(socket, "MSG_CMSG_CLOEXEC", 0)
 EXT_SHM: Final = 2
 # The control method that asks the peer to read with recvmsg() from now on. Reading with
 # recv_into() is ~1 µs cheaper per read, but would drop (close) descriptors sent along; so a
