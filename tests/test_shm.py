@@ -109,7 +109,7 @@ def test_two_large_arguments_in_one_call(b: Any) -> None:
     "array",
     [
         np.arange(10, dtype=np.int32),
-        np.arange(BIG // 8, dtype=np.float64).reshape(-1, 7)[:, :3],  # not contiguous
+        np.arange(BIG // 56 * 7, dtype=np.float64).reshape(-1, 7)[:, :3],  # not contiguous
         np.arange(BIG // 8 + 3, dtype=np.float64),
         np.zeros((0, 3), dtype=np.uint8),
         np.arange(BIG // 4, dtype=">i4").reshape(2, -1),
