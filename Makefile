@@ -28,6 +28,9 @@ venv: $(STAMP)
 
 demo: $(STAMP)
 	$(PY) examples/calculator/host.py
+	@echo
+	@echo "== the same calculator run by the plugin manager (examples/plugin-config.yaml)"
+	$(PY) examples/calculator/managed_host.py
 
 lint: $(DEV_STAMP)
 	$(VENV)/bin/ruff check src tests examples benchmarks
