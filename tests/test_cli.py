@@ -1,26 +1,75 @@
-"""The `tether` console script, run as a user would."""
+"""The `tether` console script, run as a new user would: a real process, real plugins."""
 
 from __future__ import annotations
 
+import json
+import os
 import shutil
+import stat
 import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 import tether
 
 SCRIPT = shutil.which("tether", path=str(Path(sys.executable).parent))
+ROOT = Path(__file__).resolve().parent.parent
+EXAMPLES = ROOT / "examples"
+CONFIG = EXAMPLES / "plugin-config.yaml"
 
 
-def run(*args: str) -> subprocess.CompletedProcess[str]:
+@pytest.fixture
+def user_env(tmp_path: Path) -> dict[str, str]:
+    """A user's environment: the examples' interpreter, a private runtime dir, no
+    TETHER_CONFIG."""
+    runtime = tmp_path / "runtime"
+    runtime.mkdir(mode=0o700)
+    env = {k: v for k, v in os.environ.items() if not k.startswith("TETHER_")}
+    env.update(PYTHON=sys.executable, XDG_RUNTIME_DIR=str(runtime), COLUMNS="200")
+    return env
+
+
+def run(
+    *args: str, env: dict[str, str] | None = None, cwd: Path = EXAMPLES
+) -> subprocess.CompletedProcess[str]:
     assert SCRIPT is not None, "the tether console script is not installed in the venv"
-    return subprocess.run([SCRIPT, *args], capture_output=True, text=True, timeout=60)
+    return subprocess.run(
+        [SCRIPT, *args], capture_output=True, text=True, timeout=60, env=env, cwd=cwd
+    )
+
+
+def assert_one_line_error(proc: subprocess.CompletedProcess[str], *needles: str) -> None:
+    assert proc.returncode == 1, (proc.stdout, proc.stderr)
+    assert proc.stdout == ""
+    assert proc.stderr.startswith("tether: error: ")
+    assert proc.stderr.count("\n") == 1, proc.stderr
+    assert "Traceback" not in proc.stderr
+    for needle in needles:
+        assert needle in proc.stderr
+
+
+# ------------------------------------------------------------------ basics
 
 
 def test_version() -> None:
     proc = run("--version")
     assert proc.returncode == 0
     assert proc.stdout.strip() == f"tether {tether.__version__}"
+
+
+def test_no_command_prints_help_and_exits_2() -> None:
+    proc = run()
+    assert proc.returncode == 2
+    for command in ("list", "inspect", "call", "run", "status", "keygen", "demo", "handshake"):
+        assert f"  {command} " in proc.stdout
+
+
+def test_unknown_command_is_a_usage_error() -> None:
+    proc = run("lsit")
+    assert proc.returncode == 2
+    assert "No such command 'lsit'" in proc.stderr
 
 
 def test_handshake_line_is_explained() -> None:
@@ -34,11 +83,229 @@ def test_handshake_line_is_explained() -> None:
 def test_bad_handshake_line_gives_go_plugins_error_in_one_line() -> None:
     proc = run("handshake", "hello world")
     assert proc.returncode == 1
-    assert proc.stderr.startswith("tether: Unrecognized remote plugin message: hello world")
+    # go-plugin's message goes on with its list of likely causes, indented below.
+    first, *rest = proc.stderr.splitlines()
+    assert first == "tether: error: Unrecognized remote plugin message: hello world"
+    assert all(line.startswith("  ") for line in rest)
     assert "Traceback" not in proc.stderr
 
 
-def test_no_command_prints_help() -> None:
-    proc = run()
-    assert proc.returncode == 2
-    assert "handshake" in proc.stdout
+def test_missing_configuration_says_how_to_name_one(
+    tmp_path: Path, user_env: dict[str, str]
+) -> None:
+    proc = run("list", env=user_env, cwd=tmp_path)
+    assert_one_line_error(proc, "no configuration file", "--config", "TETHER_CONFIG")
+
+
+def test_invalid_configuration_names_file_and_line(
+    tmp_path: Path, user_env: dict[str, str]
+) -> None:
+    bad = tmp_path / "tether.yaml"
+    bad.write_text("version: 1\nplugins:\n  calc:\n    comand: [x]\n")
+    proc = run("list", env=user_env, cwd=tmp_path)
+    assert proc.returncode == 1
+    assert proc.stderr.startswith("tether: error: invalid configuration tether.yaml")
+    assert "tether.yaml:4: plugins.calc.comand: unknown field" in proc.stderr
+    assert "did you mean 'command'" in proc.stderr
+    assert "Traceback" not in proc.stderr
+
+
+# ------------------------------------------------------------------ signing
+
+
+def test_keygen_sign_verify_and_tamper(tmp_path: Path, user_env: dict[str, str]) -> None:
+    key = tmp_path / "keys" / "signing.key"
+    proc = run("keygen", "--out", str(key), env=user_env)
+    assert proc.returncode == 0, proc.stderr
+    public = proc.stdout.strip()
+    assert public.startswith("ed25519:")
+    assert stat.S_IMODE(key.stat().st_mode) == 0o600
+    plugin = tmp_path / "plugin.py"
+    plugin.write_text("print('hi')\n")
+
+    proc = run("sign", "--key", str(key), str(plugin), env=user_env)
+    assert proc.returncode == 0, proc.stderr
+    assert (tmp_path / "plugin.py.sig").exists()
+
+    proc = run("verify", "--key", public, str(plugin), env=user_env)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.startswith(f"ok  {plugin}")
+    proc = run("verify", "--key", f"{key}.pub", str(plugin), "--json", env=user_env)
+    assert json.loads(proc.stdout)[0]["ok"] is True
+
+    plugin.write_text("print('pwned')\n")
+    proc = run("verify", "--key", public, str(plugin), env=user_env)
+    assert_one_line_error(proc, "has changed since it was signed")
+
+    proc = run("keygen", "--out", str(key), env=user_env)
+    assert_one_line_error(proc, "already exists")
+
+
+def test_verify_without_keys_explains(tmp_path: Path, user_env: dict[str, str]) -> None:
+    (tmp_path / "f").write_text("x")
+    proc = run("verify", "f", env=user_env, cwd=tmp_path)
+    assert_one_line_error(proc, "no trusted keys", "--key")
+
+
+# ------------------------------------------------------------------ list, inspect, call
+
+
+def test_list(user_env: dict[str, str]) -> None:
+    proc = run("list", env=user_env)
+    assert proc.returncode == 0, proc.stderr
+    assert "calculator" in proc.stdout
+    assert "tether" in proc.stdout
+
+
+def test_list_json(user_env: dict[str, str]) -> None:
+    proc = run("list", "--json", env=user_env)
+    assert proc.returncode == 0, proc.stderr
+    data = json.loads(proc.stdout)
+    (plugin,) = data["plugins"]
+    assert plugin["name"] == "calculator"
+    assert plugin["protocol"] == "tether"
+    assert plugin["instances"] == 1
+    assert data["problems"] == []
+
+
+def test_list_shows_problems_but_exits_0(tmp_path: Path, user_env: dict[str, str]) -> None:
+    (tmp_path / "tether.yaml").write_text(
+        "version: 1\nplugins:\n  nohandshake:\n    command: [python3, p.py]\n"
+    )
+    proc = run("--json", "list", env=user_env, cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    (problem,) = json.loads(proc.stdout)["problems"]
+    assert "no handshake" in problem
+
+
+def test_inspect_shows_signatures(user_env: dict[str, str]) -> None:
+    proc = run("inspect", "calculator", env=user_env)
+    assert proc.returncode == 0, proc.stderr
+    assert "add(a: float, b: float) -> float" in proc.stdout
+    assert "batch_add(requests: list[AddRequest]) -> list[AddResponse]" in proc.stdout
+    assert "ScientificCalculator (extends Calculator)" in proc.stdout
+
+
+def test_inspect_json(user_env: dict[str, str]) -> None:
+    proc = run("--json", "inspect", "calculator", env=user_env)
+    assert proc.returncode == 0, proc.stderr
+    data = json.loads(proc.stdout)
+    (served,) = data["served"]
+    assert served["interface"] == "ScientificCalculator"
+    add = next(m for m in served["methods"] if m["name"] == "add")
+    assert add["params"][0] == {
+        "name": "a",
+        "type": "float",
+        "required": True,
+        "default": None,
+        "schema": {"type": "number"},
+    }
+    assert isinstance(data["pid"], int)
+    assert not _alive(data["pid"])  # inspect stops the plugin it started
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    # A zombie is gone for our purposes; only a running process counts.
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().split()[2] != "Z"
+    except OSError:
+        return False
+
+
+def test_call_prints_the_result(user_env: dict[str, str]) -> None:
+    proc = run("call", "calculator", "add", "2", "3", env=user_env)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip() == "5.0"
+
+
+def test_call_json_with_structured_arguments(user_env: dict[str, str]) -> None:
+    proc = run("call", "calculator", "batch_add", '[{"a": 1, "b": 2}]', "--json", env=user_env)
+    assert proc.returncode == 0, proc.stderr
+    assert json.loads(proc.stdout) == [{"result": 3.0, "error": None}]
+
+
+def test_call_bad_json_says_to_quote(user_env: dict[str, str]) -> None:
+    proc = run("call", "calculator", "add", "two", "3", env=user_env)
+    assert_one_line_error(proc, "not valid JSON", """'"two"'""")
+
+
+def test_call_unknown_plugin_suggests(user_env: dict[str, str]) -> None:
+    proc = run("call", "calculater", "add", "1", "2", env=user_env)
+    assert_one_line_error(proc, "no plugin named 'calculater'", "did you mean 'calculator'")
+
+
+def test_call_unknown_method_suggests(user_env: dict[str, str]) -> None:
+    proc = run("call", "calculator", "ad", "1", "2", env=user_env)
+    assert_one_line_error(proc, "has no method 'ad'", "did you mean 'add'")
+
+
+def test_call_wrong_argument_type_names_the_parameter(user_env: dict[str, str]) -> None:
+    proc = run("call", "calculator", "add", "1", '"x"', env=user_env)
+    assert_one_line_error(proc, "argument 'b'", "Expected `float`, got `str`")
+
+
+def test_call_plugin_error_is_one_line(user_env: dict[str, str]) -> None:
+    proc = run("call", "calculator", "divide", "1", "0", env=user_env)
+    assert_one_line_error(proc, "CalculatorError: division by zero")
+
+
+def test_debug_shows_the_traceback(user_env: dict[str, str]) -> None:
+    proc = run("--debug", "call", "calculator", "add", "1", '"x"', env=user_env)
+    assert proc.returncode == 1
+    assert "Traceback (most recent call last)" in proc.stderr
+    assert proc.stderr.rstrip().splitlines()[-1].startswith("tether: error: ")
+
+
+def test_call_repeat_prints_a_summary(user_env: dict[str, str]) -> None:
+    proc = run("call", "calculator", "add", "1", "2", "--repeat", "200", env=user_env)
+    assert proc.returncode == 0, proc.stderr
+    for needle in ("calls", "200", "calls/s", "p50 latency", "p99 latency", "last result: 3.0"):
+        assert needle in proc.stdout
+    proc = run("call", "calculator", "add", "1", "2", "-n", "50", "--json", env=user_env)
+    summary = json.loads(proc.stdout)
+    assert summary["calls"] == 50
+    assert summary["result"] == 3.0
+    assert summary["latency_ms"]["p50"] <= summary["latency_ms"]["p99"]
+
+
+# ------------------------------------------------------------------ without `tether run`
+
+
+def test_status_without_run_exits_3(user_env: dict[str, str]) -> None:
+    proc = run("status", env=user_env)
+    assert proc.returncode == 3, proc.stderr
+    assert "no `tether run` is running for plugin-config.yaml" in proc.stdout
+    assert "calculator: not running" in proc.stdout
+    proc = run("status", "--json", env=user_env)
+    assert proc.returncode == 3
+    assert json.loads(proc.stdout)["running"] is False
+
+
+def test_health_without_run_starts_each_plugin_once(user_env: dict[str, str]) -> None:
+    proc = run("health", "--json", env=user_env)
+    assert proc.returncode == 0, proc.stderr
+    (result,) = json.loads(proc.stdout)
+    assert result["plugin"] == "calculator"
+    assert result["ok"] is True
+    assert result["latency"] > 0
+
+
+def test_health_reports_a_broken_plugin_and_exits_1(
+    tmp_path: Path, user_env: dict[str, str]
+) -> None:
+    (tmp_path / "tether.yaml").write_text(
+        "version: 1\n"
+        "handshake: {magic_cookie_key: K, magic_cookie_value: v}\n"
+        "plugins:\n"
+        f"  broken:\n    command: [{sys.executable!r}, -c, 'raise SystemExit(3)']\n"
+        "    start_timeout: 10\n"
+    )
+    proc = run("health", env=user_env, cwd=tmp_path)
+    assert proc.returncode == 1
+    assert "broken" in proc.stdout
+    assert "unhealthy" in proc.stdout
+    assert "Traceback" not in proc.stderr
