@@ -315,7 +315,6 @@ def install_cmd(names: tuple[str, ...], force: bool) -> int:
     from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
     from .._errors import ConfigError
-    from .._venv import environments_dir, install
     from ._plugins import pick_spec
 
     path, config, found = discovery()
@@ -326,6 +325,14 @@ def install_cmd(names: tuple[str, ...], force: bool) -> int:
     for spec in specs:
         if not spec.settings.requirements:
             raise ConfigError(f"plugin {spec.name!r} declares no requirements: nothing to install")
+    if not specs:
+        if STATE.json:
+            echo_json([])
+        else:
+            console().print("no plugin declares requirements: nothing to install")
+        return 0
+    from .._venv import environments_dir, install
+
     envs = environments_dir(config)
     results: list[dict[str, Any]] = []
     progress = Progress(
@@ -354,8 +361,6 @@ def install_cmd(names: tuple[str, ...], force: bool) -> int:
             results.append({"plugin": spec.name, "ok": True, "environment": str(env)})
     if STATE.json:
         echo_json(results)
-    elif not specs:
-        console().print("no plugin declares requirements: nothing to install")
     else:
         for r in results:
             if r["ok"]:
