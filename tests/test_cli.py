@@ -309,3 +309,22 @@ def test_health_reports_a_broken_plugin_and_exits_1(
     assert "broken" in proc.stdout
     assert "unhealthy" in proc.stdout
     assert "Traceback" not in proc.stderr
+
+
+def test_grpc_plugins_are_inspected_as_far_as_the_protocol_allows(
+    tmp_path: Path, user_env: dict[str, str]
+) -> None:
+    (tmp_path / "tether.yaml").write_text(
+        "version: 1\n"
+        "handshake: {magic_cookie_key: BASIC_PLUGIN, magic_cookie_value: hello}\n"
+        "plugins:\n"
+        f"  kv:\n    command: [{sys.executable!r}, {str(EXAMPLES / 'kv' / 'plugin.py')!r}]\n"
+        "    protocol: grpc\n"
+    )
+    proc = run("inspect", "kv", env=user_env, cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    assert "grpc (app protocol v1)" in proc.stdout
+    assert "answered a ping" in proc.stdout
+    assert "listing methods works for tether's native protocol only" in proc.stdout
+    proc = run("call", "kv", "get", '"x"', env=user_env, cwd=tmp_path)
+    assert_one_line_error(proc, "plugin 'kv' speaks gRPC")

@@ -71,10 +71,23 @@ def error_text(exc: BaseException) -> str:
     return text
 
 
+def _configure_logging(debug: bool) -> None:
+    import logging
+
+    # Plugins' stderr lines arrive as log records (tether.plugin.NAME); a user wants their
+    # warnings and errors, and everything with --debug.
+    logging.basicConfig(
+        level=logging.DEBUG if debug else logging.WARNING,
+        format="%(name)s: %(levelname)s: %(message)s",
+        stream=sys.stderr,
+    )
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; returns the exit code."""
     args = list(sys.argv[1:] if argv is None else argv)
     STATE.config, STATE.json, STATE.debug = None, False, "--debug" in args
+    _configure_logging(STATE.debug)
     if not args:
         click.echo(cli.get_help(click.Context(cli, info_name="tether")))
         return EXIT_USAGE

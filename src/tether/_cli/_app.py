@@ -66,11 +66,8 @@ def _set_json(ctx: click.Context, param: click.Parameter, value: bool) -> None:
 
 
 def _set_debug(ctx: click.Context, param: click.Parameter, value: bool) -> None:
-    if value and not STATE.debug:
-        STATE.debug = True
-        import logging
-
-        logging.basicConfig(level=logging.DEBUG, stream=sys.stderr)
+    # main() saw --debug already (it must know before parsing, for errors while parsing).
+    STATE.debug = STATE.debug or value
 
 
 def common_options(func: F) -> F:
