@@ -54,6 +54,7 @@ _STATE_STYLE = {"running": "green", "failed": "red", "stopped": "dim", "stopping
 def status_table(plugins: list[dict[str, Any]], title: str = "") -> RenderableType:
     """One row per plugin and one per instance, from `PluginStatus.to_dict()`s."""
     from rich.table import Table
+    from rich.text import Text
 
     table = Table(title=title or None, title_justify="left")
     for column in ("plugin", "state", "pids", "uptime", "calls", "avg latency", "restarts"):
@@ -73,7 +74,7 @@ def status_table(plugins: list[dict[str, Any]], title: str = "") -> RenderableTy
             str(plugin.get("calls", 0)),
             f"{latency * 1000:.2f} ms" if latency else "-",
             str(plugin.get("restarts", 0)),
-            str(plugin.get("reason") or ""),
+            Text(str(plugin.get("reason") or "")),
         )
         if len(instances) > 1:
             for inst in instances:
@@ -87,13 +88,14 @@ def status_table(plugins: list[dict[str, Any]], title: str = "") -> RenderableTy
                     str(inst.get("calls", 0)),
                     f"{ilat * 1000:.2f} ms" if ilat else "-",
                     str(inst.get("restarts", 0)),
-                    str(inst.get("last_error") or ""),
+                    Text(str(inst.get("last_error") or "")),
                 )
     return table
 
 
 def _health_table(results: list[dict[str, Any]]) -> RenderableType:
     from rich.table import Table
+    from rich.text import Text
 
     table = Table()
     for column in ("plugin", "instance", "health", "latency", "error"):
@@ -105,7 +107,7 @@ def _health_table(results: list[dict[str, Any]]) -> RenderableType:
             str(r.get("instance", 0)),
             "[green]ok[/green]" if r["ok"] else "[red]unhealthy[/red]",
             f"{latency * 1000:.2f} ms" if latency is not None else "-",
-            str(r.get("error") or ""),
+            Text(str(r.get("error") or "")),
         )
     return table
 
@@ -295,7 +297,7 @@ def _start_watcher(manager: PluginManager, config: Any, path: Path) -> Any:
             if names:
                 err_console().print(f"tether: {what}: {', '.join(names)}")
         for problem in found.problems:
-            err_console().print(f"[yellow]problem:[/yellow] {problem}")
+            err_console().print(f"problem: {problem}", markup=False)
 
     watcher = Watcher(config, on_change, source=str(path), environ=None, handshake=None)
     watcher.start()

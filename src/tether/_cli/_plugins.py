@@ -120,6 +120,7 @@ def list_cmd() -> None:
     if STATE.json:
         echo_json({"config": str(path), "plugins": rows, "problems": found.problems})
         return
+    from rich.markup import escape
     from rich.table import Table
 
     out = console()
@@ -127,20 +128,20 @@ def list_cmd() -> None:
     for column in ("name", "version", "protocol", "instances", "source", "description"):
         table.add_column(column, no_wrap=column == "name")
     for row in rows:
-        description = row["description"]
+        description = escape(row["description"])
         if row["problem"]:
-            description = f"[red]cannot start: {row['problem']}[/red]"
+            description = f"[red]cannot start: {escape(row['problem'])}[/red]"
         table.add_row(
             row["name"],
             row["version"],
             row["protocol"],
             str(row["instances"]),
-            row["source"],
+            escape(row["source"]),
             description,
         )
     out.print(table if rows else f"no plugins in {path}")
     for problem in found.problems:
-        out.print(f"[yellow]problem:[/yellow] {problem}", markup=True)
+        out.print(f"[yellow]problem:[/yellow] {escape(problem)}")
 
 
 # ------------------------------------------------------------------ inspect
