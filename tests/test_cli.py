@@ -328,3 +328,22 @@ def test_grpc_plugins_are_inspected_as_far_as_the_protocol_allows(
     assert "listing methods works for tether's native protocol only" in proc.stdout
     proc = run("call", "kv", "get", '"x"', env=user_env, cwd=tmp_path)
     assert_one_line_error(proc, "plugin 'kv' speaks gRPC")
+
+
+def test_importing_the_cli_stays_cheap() -> None:
+    # `tether --help` and `--version` must not pay for rich, pydantic or the manager.
+    code = (
+        "import sys, tether._cli; "
+        "heavy = [m for m in ('rich', 'pydantic', 'tether._manager', 'tether._config') "
+        "if m in sys.modules]; print(heavy)"
+    )
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert proc.stdout.strip() == "[]"
+
+
+def test_call_plugin_option_names_the_served_object(user_env: dict[str, str]) -> None:
+    proc = run("call", "calculator", "add", "1", "2", "--plugin", "calculator", env=user_env)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip() == "3.0"
+    proc = run("call", "calculator", "add", "1", "2", "--plugin", "calc", env=user_env)
+    assert_one_line_error(proc, "serves no 'calc'", "did you mean 'calculator'")
