@@ -89,13 +89,13 @@ def tour() -> int:
             victim = next(i["pid"] for i in statuses[0]["instances"] if i.get("pid"))
             os.kill(victim, signal.SIGKILL)
             say(f"killed instance pid {victim} with SIGKILL", killed=victim)
-            total = calc.add(40, 2)
-            say(f"calls keep working on the other instance: calc.add(40, 2) = {total}")
             replaced = _wait_replaced(manager, victim)
             statuses = [s.to_dict() for s in manager.status()]
             if replaced:
                 new = sorted(i["pid"] for i in statuses[0]["instances"] if i.get("pid"))
                 say(f"the pool replaced it: instances now run as {new}", pids=new)
+                answered = sorted({calc.pid() for _ in range(4)})
+                say(f"calls go to the new instance too: answered by {answered}", pids=answered)
             else:
                 say("the pool did not replace the instance in time", failed=True)
             if not STATE.json:
