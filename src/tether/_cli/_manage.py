@@ -58,7 +58,11 @@ def status_table(plugins: list[dict[str, Any]], title: str = "") -> RenderableTy
 
     table = Table(title=title or None, title_justify="left")
     for column in ("plugin", "state", "pids", "uptime", "calls", "avg latency", "restarts"):
-        table.add_column(column, justify="right" if column in ("calls", "restarts") else "left")
+        table.add_column(
+            column,
+            justify="right" if column in ("calls", "restarts") else "left",
+            no_wrap=column != "reason",
+        )
     table.add_column("reason", overflow="fold")
     for plugin in plugins:
         state = str(plugin["state"])
@@ -67,7 +71,8 @@ def status_table(plugins: list[dict[str, Any]], title: str = "") -> RenderableTy
         uptime = max((float(i.get("uptime", 0)) for i in instances), default=0.0)
         latency = float(plugin.get("average_latency", 0.0))
         table.add_row(
-            f"[bold]{plugin['name']}[/bold] {plugin.get('version', '')}",
+            f"[bold]{plugin['name']}[/bold]"
+            + (f" {plugin['version']}" if plugin.get("version") not in (None, "", "0") else ""),
             f"[{_STATE_STYLE.get(state, 'cyan')}]{state}[/]",
             pids,
             _duration(uptime),
