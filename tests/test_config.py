@@ -53,7 +53,7 @@ def one_problem(tmp_path: Path, text: str, environ: dict[str, str] | None = None
 def test_the_shipped_example_loads() -> None:
     config = load_config(EXAMPLE, environ={})
     calc = config.plugins["calculator"]
-    assert calc.command == ["python3", "calculator/plugin.py"]
+    assert calc.command == ["python", "calculator/plugin.py"]
     assert calc.protocol == "tether"
     assert calc.restart.mode == "on-failure"
     assert calc.cwd == EXAMPLE.parent.absolute()
@@ -72,9 +72,9 @@ def test_the_shipped_example_loads() -> None:
 
 def test_the_example_uses_the_environment() -> None:
     config = load_config(
-        EXAMPLE, environ={"PYTHON": "/opt/py/bin/python", "TETHER_PLUGIN_DIR": "/p"}
+        EXAMPLE, environ={"CALCULATOR_LOG_LEVEL": "debug", "TETHER_PLUGIN_DIR": "/p"}
     )
-    assert config.plugins["calculator"].command == ["/opt/py/bin/python", "calculator/plugin.py"]
+    assert config.plugins["calculator"].env["CALCULATOR_LOG_LEVEL"] == "debug"
     assert Path("/p") in config.discovery.paths
 
 

@@ -272,3 +272,65 @@ def test_entry_point_manifests_default_path_is_sys_path(site: Path) -> None:
     make_distribution(site, entry_name="sys_path_calc")
     names = [m.name for m in entry_point_manifests()]
     assert "sys_path_calc" in names
+
+
+def test_run_and_handshake_tables(tmp_path: Path) -> None:
+    path = write(
+        tmp_path / "calc",
+        """
+        name = "calc"
+        version = "1.0"
+
+        [run]
+        command = ["python", "plugin.py", "--fast"]
+        protocol = "grpc"
+        requirements = ["./vendor/lib-1.0-py3-none-any.whl", "attrs>=23"]
+
+        [handshake]
+        magic_cookie_key = "CALC_COOKIE"
+        magic_cookie_value = "hello"
+        protocol_version = 3
+        """,
+    )
+    manifest = load_manifest(path)
+    assert manifest.run.command == ("python", "plugin.py", "--fast")
+    assert manifest.run.protocol == "grpc"
+    assert manifest.run.requirements == ("./vendor/lib-1.0-py3-none-any.whl", "attrs>=23")
+    assert manifest.run.entry_point is None
+    assert manifest.directory == tmp_path / "calc"
+    assert manifest.handshake == tether.HandshakeConfig(
+        protocol_version=3, magic_cookie_key="CALC_COOKIE", magic_cookie_value="hello"
+    )
+
+
+def test_without_run_table_nothing_says_how_to_start() -> None:
+    manifest = parse_manifest('name = "calc"\nversion = "1.0"\n', "tether.toml")
+    assert manifest.run.command is None
+    assert manifest.run.entry_point is None
+    assert manifest.run.requirements == ()
+    assert manifest.handshake is None
+    assert manifest.directory is None
+
+
+@pytest.mark.parametrize(
+    ("table", "field", "expected"),
+    [
+        ("[run]\ncommand = []", "run.command", "at least 1 item"),
+        ("[run]\ncommand = 'python plugin.py'", "run.command", "a list"),
+        ("[run]\nprotocol = 'netrpc'", "run.protocol", "one of"),
+        ("[run]\nentry_point = 'not an entry point'", "run.entry_point", "package.module"),
+        (
+            "[run]\ncommand = ['x']\nentry_point = 'a.b:c'",
+            "run.entry_point",
+            "no entry_point when command is set",
+        ),
+        ("[run]\ncomand = ['x']", "run.comand", "did you mean 'command'"),
+        ("[handshake]\nmagic_cookie_key = 'K'", "handshake.magic_cookie_value", "a value"),
+    ],
+)
+def test_bad_run_and_handshake_tables(table: str, field: str, expected: str) -> None:
+    with pytest.raises(ConfigFileError) as caught:
+        parse_manifest(f'name = "calc"\nversion = "1.0"\n{table}\n', "tether.toml")
+    message = str(caught.value)
+    assert f"tether.toml: {field}:" in message
+    assert expected in message

@@ -9,6 +9,7 @@ __all__ = [
     "ConfigError",
     "ConnectionClosedError",
     "HandshakeError",
+    "InstallError",
     "PluginCrashedError",
     "PluginExitedError",
     "ProtocolError",
@@ -133,3 +134,15 @@ class RemoteError(TetherError):
 
     def __reduce__(self) -> tuple[object, ...]:
         return (type(self), (self.type_name, self.remote_message, self.remote_traceback))
+
+
+class InstallError(TetherError):
+    """A plugin's virtual environment could not be created or its requirements installed.
+
+    `command` is the installer command that failed and `output` its last output lines.
+    """
+
+    def __init__(self, message: str, command: tuple[str, ...] = (), output: tuple[str, ...] = ()):
+        super().__init__(message)
+        self.command = command
+        self.output = output

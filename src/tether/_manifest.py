@@ -12,6 +12,22 @@ A manifest is a `tether.toml` file next to the plugin (or inside its Python pack
     [requires]                        # plugin name -> version specifier ("" = any)
     storage = ">=2.0,<3"
 
+    [run]                             # how to start it (optional: without a command or
+    command = ["python", "plugin.py"] # entry point the plugin is listed but cannot start)
+    protocol = "tether"               # or "grpc"
+    requirements = ["./vendor/lib-1.0-py3-none-any.whl", "attrs>=23"]
+    # entry_point = "calc.plugin:main" # instead of command: run by tether's entry-point runner
+
+    [handshake]                       # optional; else the host configuration's handshake
+    magic_cookie_key = "CALC_PLUGIN"
+    magic_cookie_value = "hello"
+    protocol_version = 1
+
+Relative paths in `[run]` (command arguments that name files, local requirements such as
+`./vendor/x` or a wheel file) are relative to the manifest's directory, which is also the
+plugin's working directory. `python`/`python3` as the program means "the interpreter running
+tether", or the plugin's own virtual environment when it has requirements.
+
 A plugin installed as a Python entry point (group `tether.plugins`) without a `tether.toml`
 in its package gets a manifest built from its distribution's metadata: the entry point's
 name, the distribution's Version and Summary, no interfaces and no requirements.
@@ -22,22 +38,33 @@ top-level package only): reading a manifest must not run plugin code in the host
 
 from __future__ import annotations
 
+import dataclasses
 import importlib.util
 import os
+import re
 import tomllib
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from importlib.metadata import Distribution, EntryPoint, distributions, entry_points
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Literal
 
 from packaging.specifiers import InvalidSpecifier, SpecifierSet
 from packaging.version import InvalidVersion, Version
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+)
 
 from ._config import (
     DEFAULT_ENTRY_POINT_GROUP,
     ConfigFileError,
+    HandshakeSettings,
     PluginName,
     Problem,
     _Problems,
@@ -45,10 +72,12 @@ from ._config import (
     validate_plugin_name,
 )
 from ._errors import ConfigError
+from ._handshake import HandshakeConfig
 
 __all__ = [
     "MANIFEST_NAME",
     "Manifest",
+    "RunInfo",
     "entry_point_manifests",
     "load_manifest",
     "manifest_from_entry_point",
@@ -57,6 +86,19 @@ __all__ = [
 ]
 
 MANIFEST_NAME = "tether.toml"
+
+# The object reference syntax of `importlib.metadata.EntryPoint.value`.
+_ENTRY_POINT = re.compile(r"[\w.]+(\s*:\s*[\w.]+)?\Z")
+
+
+@dataclass(frozen=True, slots=True)
+class RunInfo:
+    """How a manifest says its plugin is started (the `[run]` table), paths as written."""
+
+    command: tuple[str, ...] | None = None
+    entry_point: str | None = None
+    protocol: Literal["tether", "grpc"] | None = None
+    requirements: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -72,6 +114,11 @@ class Manifest:
     requires: Mapping[str, SpecifierSet] = field(default_factory=dict)
     # where it was read from, for messages: a file path or "distribution <name>"
     source: str = ""
+    # how to start it ([run]) and the handshake it expects ([handshake]), when it says
+    run: RunInfo = field(default_factory=RunInfo)
+    handshake: HandshakeConfig | None = None
+    # the directory of its tether.toml (None when built from package metadata)
+    directory: Path | None = None
 
     def serves(self, interface: str, api_version: int) -> bool:
         return api_version in self.interfaces.get(interface, ())
@@ -96,6 +143,47 @@ def _specifier(value: str) -> str:
     return value
 
 
+def _entry_point_ref(value: str) -> str:
+    if not _ENTRY_POINT.match(value.strip()):
+        raise ValueError("an entry point reference 'package.module:object'")
+    return value.strip()
+
+
+def _non_empty(value: str) -> str:
+    if not value.strip():
+        raise ValueError("a non-empty string")
+    return value
+
+
+_NonEmpty = Annotated[str, AfterValidator(_non_empty)]
+
+
+class _RunTable(BaseModel):
+    """`[run]`: how to start the plugin."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    command: list[_NonEmpty] | None = Field(default=None, min_length=1)
+    entry_point: Annotated[str, AfterValidator(_entry_point_ref)] | None = None
+    protocol: Literal["tether", "grpc"] | None = None
+    requirements: list[_NonEmpty] = Field(default_factory=list)
+
+    @field_validator("entry_point", mode="after")
+    @classmethod
+    def _one_way(cls, value: str | None, info: ValidationInfo) -> str | None:
+        if value is not None and info.data.get("command") is not None:
+            raise ValueError("no entry_point when command is set (a plugin is started one way)")
+        return value
+
+    def to_run(self) -> RunInfo:
+        return RunInfo(
+            command=tuple(self.command) if self.command is not None else None,
+            entry_point=self.entry_point,
+            protocol=self.protocol,
+            requirements=tuple(self.requirements),
+        )
+
+
 class _ManifestFile(BaseModel):
     """The schema of `tether.toml`, validated before it becomes a `Manifest`."""
 
@@ -108,6 +196,8 @@ class _ManifestFile(BaseModel):
     requires: dict[PluginName, Annotated[str, AfterValidator(_specifier)]] = Field(
         default_factory=dict
     )
+    run: _RunTable = Field(default_factory=_RunTable)
+    handshake: HandshakeSettings | None = None
 
     @field_validator("interfaces", mode="after")
     @classmethod
@@ -131,11 +221,14 @@ class _ManifestFile(BaseModel):
                 k: SpecifierSet("" if v.strip() == "*" else v) for k, v in self.requires.items()
             },
             source=source,
+            run=self.run.to_run(),
+            handshake=self.handshake.to_handshake() if self.handshake is not None else None,
         )
 
 
-def parse_manifest(text: str, source: str) -> Manifest:
-    """Parse the text of a `tether.toml`; `source` names it in errors."""
+def parse_manifest(text: str, source: str, directory: Path | None = None) -> Manifest:
+    """Parse the text of a `tether.toml`; `source` names it in errors, `directory` is where
+    it lives (what relative paths in `[run]` are relative to)."""
     try:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
@@ -146,7 +239,10 @@ def parse_manifest(text: str, source: str) -> Manifest:
         raise ConfigFileError(
             source, problems_from_validation(exc, _ManifestFile), "plugin manifest"
         ) from None
-    return model.to_manifest(source)
+    manifest = model.to_manifest(source)
+    if directory is None:
+        return manifest
+    return dataclasses.replace(manifest, directory=directory)
 
 
 def load_manifest(path: str | os.PathLike[str]) -> Manifest:
@@ -155,7 +251,7 @@ def load_manifest(path: str | os.PathLike[str]) -> Manifest:
         text = Path(path).read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as exc:
         raise ConfigError(f"cannot read plugin manifest {os.fspath(path)}: {exc}") from exc
-    return parse_manifest(text, os.fspath(path))
+    return parse_manifest(text, os.fspath(path), Path(path).absolute().parent)
 
 
 def manifest_next_to(plugin: str | os.PathLike[str]) -> Manifest | None:
