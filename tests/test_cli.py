@@ -347,3 +347,36 @@ def test_call_plugin_option_names_the_served_object(user_env: dict[str, str]) ->
     assert proc.stdout.strip() == "3.0"
     proc = run("call", "calculator", "add", "1", "2", "--plugin", "calc", env=user_env)
     assert_one_line_error(proc, "serves no 'calc'", "did you mean 'calculator'")
+
+
+def test_install_then_call_runs_in_the_plugins_environment(
+    tmp_path: Path, user_env: dict[str, str]
+) -> None:
+    from _discovery_kit import build_clashlib, write_plugin
+
+    plugins = tmp_path / "plugins"
+    build_clashlib(plugins / "wheels", "1.0")
+    write_plugin(
+        plugins / "old",
+        "old",
+        clashlib=True,
+        requirements=["../wheels/clashlib-1.0-py3-none-any.whl"],
+    )
+    (tmp_path / "tether.yaml").write_text(
+        "version: 1\ndiscovery: {paths: [plugins], entry_points: false}\nenvironments_dir: envs\n"
+    )
+    proc = run("list", "--json", env=user_env, cwd=tmp_path)
+    (listed,) = json.loads(proc.stdout)["plugins"]
+    assert "tether install old" in listed["problem"]
+
+    proc = run("install", env=user_env, cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    assert f"installed old in {tmp_path / 'envs'}" in proc.stdout
+
+    # The plugin serves one name ("greeter"), so `call` needs no --plugin.
+    proc = run("call", "old", "hello", env=user_env, cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip() == '"1.0"'
+
+    proc = run("install", "nope", env=user_env, cwd=tmp_path)
+    assert_one_line_error(proc, "no plugin named 'nope'")
