@@ -9,7 +9,7 @@ import signal
 import socket
 import threading
 import time
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from types import TracebackType
 from typing import IO, TYPE_CHECKING, Any, Literal, TypeVar, overload
 
@@ -71,6 +71,7 @@ class _Base:
         stdout: IO[str] | None = None,
         stderr: IO[str] | None = None,
         logger: logging.Logger | None = None,
+        on_state: Callable[[str, int | None], None] | None = None,
     ) -> None:
         if (cmd is None) == (reattach is None):
             raise ConfigError("give exactly one of a plugin command or a reattach config")
@@ -89,6 +90,9 @@ class _Base:
         self._reattach = reattach
         self._stdout = stdout
         self._stderr = stderr
+        # Progress of start() for supervisors: ("handshaking", pid) once spawned,
+        # ("connected", pid) once connected.
+        self._on_state = on_state
         self._launch: Launch | None = None
         if cmd is not None:
             self._launch = Launch(
@@ -108,6 +112,7 @@ class _Base:
                 max_port=max_port,
                 stdout=stdout,
                 stderr=stderr,
+                on_spawn=(lambda pid: on_state("handshaking", pid)) if on_state else None,
             )
             self._launch.validate()
         self._process: PluginProcess | None = None
@@ -152,6 +157,21 @@ class _Base:
         if line is None or pid is None or line.server_cert:
             return None
         return ReattachConfig(line.protocol, line.app_version, line.network, line.address, pid)
+
+    def wait(self, timeout: float | None = None) -> int | None:
+        """Block until the plugin process exits and return its exit code; None if it still
+        runs after `timeout` seconds, or when this client started no process."""
+        process = self._process
+        return process.wait(timeout) if process is not None else None
+
+    def stderr_tail(self) -> tuple[str, ...]:
+        """The plugin's last stderr lines (for messages about why it exited)."""
+        process = self._process
+        return process.stderr_tail() if process is not None else ()
+
+    def _connected(self) -> None:
+        if self._on_state is not None:
+            self._on_state("connected", self.pid)
 
     def _kill_at_exit(self) -> None:
         raise NotImplementedError
@@ -308,19 +328,20 @@ class Client(_Base):
             try:
                 if line.protocol == hs.PROTOCOL_GRPC:
                     self._grpc = self._grpc_connect(line, started)
-                    return
-                sock = _connect(line, started)
-                self._ep = SyncEndpoint(
-                    sock,
-                    name=self.name,
-                    exports=ExportTable(),
-                    control=_host_control,
-                    lost_error=self._lost_error,
-                )
+                else:
+                    sock = _connect(line, started)
+                    self._ep = SyncEndpoint(
+                        sock,
+                        name=self.name,
+                        exports=ExportTable(),
+                        control=_host_control,
+                        lost_error=self._lost_error,
+                    )
             except BaseException:
                 self._killed = True
                 self._finish_kill(graceful=False)
                 raise
+        self._connected()
 
     def _endpoint(self) -> SyncEndpoint:
         if self._ep is None and self._grpc is None:

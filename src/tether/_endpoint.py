@@ -257,6 +257,9 @@ class SyncEndpoint:
             if lead:
                 self._step_down(False)
             if isinstance(exc, OSError):
+                # Another thread may be failing the connection right now (its lost_error
+                # waits for the process): wait until the error is recorded.
+                self._closed_event.wait()
                 assert self._failed is not None
                 raise self._failed from None
             raise
@@ -292,6 +295,7 @@ class SyncEndpoint:
                         self._sock.sendall(part)
         except OSError as exc:
             self._fail(exc)
+            self._closed_event.wait()  # as in _request
             assert self._failed is not None
             raise self._failed from None
 

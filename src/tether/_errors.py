@@ -10,12 +10,16 @@ __all__ = [
     "ConnectionClosedError",
     "HandshakeError",
     "InstallError",
+    "NoInstanceError",
     "PluginCrashedError",
     "PluginExitedError",
+    "PluginNotRunningError",
+    "PluginStartError",
     "ProtocolError",
     "RemoteError",
     "StartTimeoutError",
     "TetherError",
+    "UnknownPluginError",
     "UnsupportedProtocolError",
 ]
 
@@ -146,3 +150,38 @@ class InstallError(TetherError):
         super().__init__(message)
         self.command = command
         self.output = output
+
+
+class UnknownPluginError(ConfigError):
+    """A plugin name the manager does not know (the message suggests close names)."""
+
+    def __init__(self, message: str, name: str) -> None:
+        super().__init__(message)
+        self.plugin = name
+
+    def __reduce__(self) -> tuple[object, ...]:
+        return (type(self), (str(self), self.plugin))
+
+
+class PluginNotRunningError(TetherError):
+    """The plugin is known but not running (never started, stopped, or failed)."""
+
+
+class PluginStartError(TetherError):
+    """One or more plugins could not be started; `failures` maps each name to why."""
+
+    def __init__(self, failures: dict[str, str]) -> None:
+        count = f"{len(failures)} plugin" + ("s" if len(failures) != 1 else "")
+        lines = [f"{count} failed to start:"]
+        for name, reason in failures.items():
+            lines.append(f"  - {name}: " + reason.replace("\n", "\n    "))
+        super().__init__("\n".join(lines))
+        self.failures = dict(failures)
+
+    def __reduce__(self) -> tuple[object, ...]:
+        return (type(self), (self.failures,))
+
+
+class NoInstanceError(TetherError):
+    """No instance of a pooled plugin could take the call: all are restarting (and none came
+    back within the start timeout), or the plugin failed or was stopped."""

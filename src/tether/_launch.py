@@ -9,7 +9,7 @@ import os
 import shutil
 import ssl
 import sys
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import IO, Any, Literal
 
@@ -101,6 +101,8 @@ class Launch:
     allowed_protocols: Sequence[str] = (hs.PROTOCOL_NATIVE, hs.PROTOCOL_GRPC)
     stdout: IO[str] | None = None
     stderr: IO[str] | None = None
+    # Called with the pid once the process is spawned, before its handshake is read.
+    on_spawn: Callable[[int], None] | None = None
     _cert: object = field(default=None, repr=False)
 
     def validate(self) -> None:
@@ -139,6 +141,8 @@ class Launch:
                 stderr_sink=self.stderr,
             )
             process.start()
+            if self.on_spawn is not None and process.pid is not None:
+                self.on_spawn(process.pid)
             raw = process.read_handshake(self.start_timeout)
             line = hs.HandshakeLine.parse(raw)
             hs.check_host_side(line, self.versions, self.allowed_protocols)
