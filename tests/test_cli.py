@@ -5,10 +5,13 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import signal
 import stat
 import subprocess
 import sys
+import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -380,3 +383,100 @@ def test_install_then_call_runs_in_the_plugins_environment(
 
     proc = run("install", "nope", env=user_env, cwd=tmp_path)
     assert_one_line_error(proc, "no plugin named 'nope'")
+
+
+# ------------------------------------------------------------------ with the manager
+
+
+def _run_config(tmp_path: Path) -> Path:
+    config = tmp_path / "tether.yaml"
+    config.write_text(
+        (EXAMPLES / "plugin-config.yaml")
+        .read_text()
+        .replace("calculator/plugin.py", str(EXAMPLES / "calculator" / "plugin.py"))
+        .replace("instances: 1 ", "instances: 2 ")
+        .replace("auto_scan: true", "auto_scan: false")
+        .replace("    - ${TETHER_PLUGIN_DIR:-~/.local/share/tether/plugins}\n", "")
+    )
+    return config
+
+
+def _wait_running(
+    env: dict[str, str], cwd: Path, run_proc: subprocess.Popen[str]
+) -> dict[str, Any]:
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        assert run_proc.poll() is None, run_proc.communicate()
+        proc = run("status", "--json", env=env, cwd=cwd)
+        if proc.returncode == 0:
+            data: dict[str, Any] = json.loads(proc.stdout)
+            states = {p["state"] for p in data["plugins"]}
+            if states == {"running"}:
+                return data
+        time.sleep(0.1)
+    raise AssertionError("tether run did not report its plugins running")
+
+
+def test_run_status_health_and_ctrl_c(tmp_path: Path, user_env: dict[str, str]) -> None:
+    _run_config(tmp_path)
+    assert SCRIPT is not None
+    run_proc = subprocess.Popen(
+        [SCRIPT, "run"],
+        cwd=tmp_path,
+        env=user_env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    pids: list[int] = []
+    try:
+        data = _wait_running(user_env, tmp_path, run_proc)
+        assert data["running"] is True
+        (calc,) = data["plugins"]
+        assert calc["name"] == "calculator"
+        pids = [i["pid"] for i in calc["instances"]]
+        assert len(pids) == 2
+        assert all(_alive(pid) for pid in pids)
+
+        proc = run("status", env=user_env, cwd=tmp_path)
+        assert proc.returncode == 0, proc.stderr
+        assert "calculator" in proc.stdout
+        assert "running" in proc.stdout
+
+        proc = run("health", "--json", env=user_env, cwd=tmp_path)
+        assert proc.returncode == 0, proc.stderr
+        results = json.loads(proc.stdout)
+        assert [r["ok"] for r in results] == [True, True]
+
+        proc = run("run", env=user_env, cwd=tmp_path)
+        assert_one_line_error(proc, "already running")
+
+        run_proc.send_signal(signal.SIGINT)
+        _out, err = run_proc.communicate(timeout=30)
+    finally:
+        if run_proc.poll() is None:
+            run_proc.kill()
+            run_proc.communicate()
+        for pid in pids:
+            if _alive(pid):
+                os.kill(pid, signal.SIGKILL)
+    assert run_proc.returncode == 0, err
+    assert "stopped 1 plugin(s)" in err
+    assert "Traceback" not in err
+    assert not any(_alive(pid) for pid in pids)
+    proc = run("status", env=user_env, cwd=tmp_path)
+    assert proc.returncode == 3
+
+
+def test_demo(user_env: dict[str, str], tmp_path: Path) -> None:
+    proc = run("demo", env=user_env, cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    assert "calc.add(2, 3) = 5.0" in proc.stdout
+    assert "killed instance pid" in proc.stdout
+    assert "the pool replaced it" in proc.stdout
+    proc = run("demo", "--json", env=user_env, cwd=tmp_path)
+    steps = json.loads(proc.stdout)
+    killed = next(s["killed"] for s in steps if "killed" in s)
+    replaced = next(s["pids"] for s in steps if s["step"].startswith("the pool replaced"))
+    assert killed not in replaced
+    assert not any(_alive(pid) for pid in replaced)

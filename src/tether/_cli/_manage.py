@@ -57,13 +57,12 @@ def status_table(plugins: list[dict[str, Any]], title: str = "") -> RenderableTy
     from rich.text import Text
 
     table = Table(title=title or None, title_justify="left")
-    for column in ("plugin", "state", "pids", "uptime", "calls", "avg latency", "restarts"):
+    for column in ("plugin", "state", "pids", "uptime", "calls", "latency", "restarts"):
         table.add_column(
-            column,
-            justify="right" if column in ("calls", "restarts") else "left",
-            no_wrap=column != "reason",
+            column, justify="right" if column in ("calls", "restarts") else "left", no_wrap=True
         )
-    table.add_column("reason", overflow="fold")
+    # Takes what width is left; never squeezed to a column of letters.
+    table.add_column("reason", min_width=24, ratio=1)
     for plugin in plugins:
         state = str(plugin["state"])
         instances = plugin.get("instances", [])
