@@ -598,3 +598,26 @@ def test_demo_host_script(tmp_path: Path) -> None:
     assert out.rstrip().endswith("done")
     assert "Traceback" not in proc.stderr
     assert len(out.splitlines()) < 65
+
+
+def test_managed_host_script(tmp_path: Path) -> None:
+    """docs/MANAGER.md's example: the calculator from the YAML config, scaled, one instance
+    killed under load and replaced."""
+    proc = subprocess.run(
+        [sys.executable, str(EXAMPLE / "managed_host.py")],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    out = proc.stdout
+    assert (
+        "calculator lifecycle: discovered → validating → starting → handshaking → connected "
+        "→ running" in out
+    )
+    assert "2 + 3 = 5.0" in out
+    assert "3 instance(s)" in out
+    assert "1 restarts" in out
+    assert out.rstrip().endswith("stopped: calculator stopped")
+    assert "Traceback" not in proc.stderr

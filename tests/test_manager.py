@@ -285,6 +285,27 @@ def test_checksum_mismatch_is_refused(lab: Lab) -> None:
         assert lab.spawned_names() == {"good"}
 
 
+def test_a_file_replaced_while_running_is_not_restarted(lab: Lab) -> None:
+    import hashlib
+
+    settings = lab.plugin("p")
+    settings["checksum"] = hashlib.sha256(lab.file("p").read_bytes()).hexdigest()
+    with lab.manager({"p": settings}) as manager:
+        manager.start()
+        [first] = lab.pids("p")
+        # Replaced on disk, then the running instance dies: the replacement must be checked
+        # before it is executed, and refused.
+        with lab.file("p").open("a") as f:
+            f.write("\n# tampered\n")
+        os.kill(first, signal.SIGKILL)
+        deadline = time.monotonic() + 20
+        while manager.state("p") is not PluginState.FAILED and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert manager.state("p") is PluginState.FAILED
+        assert "checksums did not match" in (manager.reason("p") or "")
+        assert lab.pids("p") == [first]  # nothing new was executed
+
+
 def test_require_checksum_refuses_a_plugin_without_one(lab: Lab) -> None:
     manager = lab.manager({"p": lab.plugin("p")})
     spec = manager.plugins()[0]
@@ -580,3 +601,46 @@ def test_status_and_health(lab: Lab) -> None:
         manager.scale("pair", 1)
         assert len(manager.pool("pair").status().instances) == 1
     assert wait_gone(lab.pids()) == []
+
+
+def test_auto_scan_starts_a_plugin_dropped_into_a_watched_folder(lab: Lab) -> None:
+    from tether._watch import Watcher
+
+    watched = lab.root / "watched"
+    watched.mkdir()
+    config = lab.config({}, discovery={"paths": [str(watched)], "auto_scan": True})
+    manager = PluginManager.from_config(config)
+    applied = threading.Event()
+
+    def on_change(found: Any) -> None:
+        if manager.apply(found.specs)[0]:
+            applied.set()
+
+    assert manager.config is not None
+    watcher = Watcher(manager.config, on_change, source=str(config))
+    pid = None
+    with manager:
+        manager.start()
+        watcher.start()
+        try:
+            # Dropped in after the manager started: a folder with a manifest and the plugin.
+            staging = lab.root / "staging"
+            staging.mkdir()
+            shutil.copy(PLUGIN_SRC, staging / "plugin.py")
+            (staging / "tether.toml").write_text(
+                'name = "dropped"\nversion = "2.0"\n[run]\ncommand = ["python", "plugin.py"]\n'
+            )
+            staging.rename(watched / "dropped")
+            assert applied.wait(30), "the watcher never reported the new plugin"
+            deadline = time.monotonic() + 30
+            while manager.state("dropped") is not PluginState.RUNNING:
+                assert time.monotonic() < deadline, manager.state("dropped")
+                time.sleep(0.05)
+            greeter = manager.dispense("dropped", Greeter, name="greeter")
+            assert greeter.hello("scan") == "greeter: hello scan"
+            pid = greeter.pid()
+            assert manager.status()[0].version == "2.0"
+        finally:
+            watcher.stop()
+    assert pid is not None
+    assert wait_gone([pid]) == []

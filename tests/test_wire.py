@@ -378,8 +378,16 @@ def test_bad_msgpack(payload: bytes) -> None:
         decode_one(raw_frame(payload))
 
 
-@given(st.integers(-128, 127).filter(lambda c: c not in (1, -1)), st.binary(max_size=20))
+@given(st.integers(-128, 127).filter(lambda c: c not in (1, 2, 3, -1)), st.binary(max_size=20))
 def test_unknown_ext_type(code: int, data: bytes) -> None:
+    msg = [RESPONSE, 1, msgspec.msgpack.Ext(code, data)]
+    with pytest.raises(tether.ProtocolError, match="extension"):
+        decode_one(encoded(msg))
+
+
+@given(st.sampled_from([2, 3]), st.binary(max_size=40))
+def test_malformed_buffer_ext_is_a_protocol_error(code: int, data: bytes) -> None:
+    # Type 2 (shared memory) without a descriptor, or garbage for type 3 (numpy inline).
     msg = [RESPONSE, 1, msgspec.msgpack.Ext(code, data)]
     with pytest.raises(tether.ProtocolError, match="extension"):
         decode_one(encoded(msg))

@@ -26,24 +26,36 @@ from ._errors import (
     ConfigError,
     ConnectionClosedError,
     HandshakeError,
+    InstallError,
+    NoInstanceError,
     PluginCrashedError,
     PluginExitedError,
+    PluginNotRunningError,
+    PluginStartError,
     ProtocolError,
     RemoteError,
     StartTimeoutError,
     TetherError,
+    UnknownPluginError,
     UnsupportedProtocolError,
 )
 
 if TYPE_CHECKING:
     from ._client import AsyncClient, Client
+    from ._config import ConfigFileError, ManagerConfig, PluginSettings, load_config
     from ._context import CallContext, current_call, timeout
     from ._dispatch import remote_exception
+    from ._events import HealthResult, InstanceStatus, PluginEvent, PluginState, PluginStatus
     from ._grpc_broker import GRPCBroker, GRPCPlugin
     from ._handshake import HandshakeConfig
     from ._interface import Interface
     from ._launch import ReattachConfig
+    from ._manager import PluginManager
+    from ._pool import Pool
+    from ._resolve import DependencyError
     from ._server import serve
+    from ._signing import VerificationError
+    from ._spec import PluginSpec
 
 # The rest is imported on first use: a plugin process pays only for what `serve()` needs
 # (no asyncio, no client machinery) before it prints its handshake line.
@@ -60,6 +72,21 @@ _LAZY: dict[str, str] = {
     "Interface": "._interface",
     "ReattachConfig": "._launch",
     "serve": "._server",
+    # the plugin manager
+    "ConfigFileError": "._config",
+    "DependencyError": "._resolve",
+    "HealthResult": "._events",
+    "InstanceStatus": "._events",
+    "ManagerConfig": "._config",
+    "PluginEvent": "._events",
+    "PluginManager": "._manager",
+    "PluginSettings": "._config",
+    "PluginSpec": "._spec",
+    "PluginState": "._events",
+    "PluginStatus": "._events",
+    "Pool": "._pool",
+    "VerificationError": "._signing",
+    "load_config": "._config",
 }
 
 __version__ = "0.1.0"
@@ -80,20 +107,40 @@ __all__ = [
     "CallContext",
     "current_call",
     "serve",
+    # plugin manager
+    "HealthResult",
+    "InstanceStatus",
+    "ManagerConfig",
+    "PluginEvent",
+    "PluginManager",
+    "PluginSettings",
+    "PluginSpec",
+    "PluginState",
+    "PluginStatus",
+    "Pool",
+    "load_config",
     # errors
     "ArgumentError",
     "CallTimeoutError",
     "ChecksumMismatchError",
     "ConfigError",
+    "ConfigFileError",
     "ConnectionClosedError",
+    "DependencyError",
     "HandshakeError",
+    "InstallError",
+    "NoInstanceError",
     "PluginCrashedError",
     "PluginExitedError",
+    "PluginNotRunningError",
+    "PluginStartError",
     "ProtocolError",
     "RemoteError",
     "StartTimeoutError",
     "TetherError",
+    "UnknownPluginError",
     "UnsupportedProtocolError",
+    "VerificationError",
 ]
 
 for _name in _errors.__all__:

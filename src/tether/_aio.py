@@ -14,6 +14,7 @@ from collections import deque
 from collections.abc import AsyncIterator, Callable
 from typing import Any, Final, NoReturn
 
+from . import _shm
 from ._context import CallContext, effective_timeout, reset_current, set_current
 from ._dispatch import (
     ExportTable,
@@ -30,6 +31,7 @@ from ._errors import (
     ProtocolError,
     TetherError,
 )
+from ._fdtransport import FdTransport
 from ._interface import Interface, MethodSpec
 from ._wire import (
     CANCEL,
@@ -50,6 +52,7 @@ from ._wire import (
 __all__ = ["AsyncEndpoint", "AsyncStream"]
 
 _BUFFER_SIZE: Final = 256 * 1024
+_SHM_ASK_TIMEOUT: Final = 10.0
 
 LostError = Callable[[BaseException | None], BaseException]
 
@@ -93,6 +96,7 @@ class AsyncEndpoint(asyncio.BufferedProtocol):
         self._buffer = bytearray(_BUFFER_SIZE)
         self._view = memoryview(self._buffer)
         self._transport: asyncio.Transport | None = None
+        self._peer_fds: bool | None = None  # None: not asked yet (see _ask_shm)
         self._pending: dict[int, asyncio.Future[Any] | _StreamState] = {}
         self._tasks: dict[int, _Task] = {}
         self._next_id = itertools.count(1).__next__
@@ -105,6 +109,33 @@ class AsyncEndpoint(asyncio.BufferedProtocol):
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         assert isinstance(transport, asyncio.Transport)
         self._transport = transport
+        # Only the descriptor-carrying transport can take the shared-memory path.
+        if isinstance(transport, FdTransport):
+            self._codec.shm_ready = self._shm_ready
+
+    def _shm_ready(self) -> bool:
+        return self._peer_fds is True
+
+    async def _ask_shm(self, message: list[Any], buffers: bool) -> None:
+        """Ask the peer once, before the first large buffer, whether it takes descriptors."""
+        if not buffers or self._peer_fds is not None or self._codec.shm_ready is None:
+            return
+        if not _shm.wanted(message):
+            return
+        try:
+            answer = await self._roundtrip(
+                CONTROL_OBJECT, _shm.CONTROL_METHOD, [], _shm.CONTROL_METHOD, _SHM_ASK_TIMEOUT
+            )
+        except ConnectionClosedError:
+            raise
+        except TetherError:
+            answer = False  # a peer without shared memory support: stay inline
+        if self._peer_fds is None:
+            self._peer_fds = answer is True
+
+    def fds_received(self, ancillary: list[tuple[int, int, bytes]], flags: int) -> None:
+        """Queue descriptors that came with received data, for the frames that refer to them."""
+        _shm.fds_from_ancillary(ancillary, flags, self._codec.fds_in)
 
     def get_buffer(self, sizehint: int) -> memoryview:
         return self._view
@@ -132,21 +163,37 @@ class AsyncEndpoint(asyncio.BufferedProtocol):
         assert self._transport is not None
         self._transport.write(self._codec.encode(message))
 
-    def _start(self, oid: int, method: str, args: list[Any], slot: Any) -> int:
+    def _start(
+        self, oid: int, method: str, args: list[Any], slot: Any, buffers: bool = False
+    ) -> int:
         if self._failed is not None:
             raise self._failed
         cid = self._next_id()
         try:
-            frame = self._codec.encode_parts([REQUEST, cid, oid, method, args])
+            frame = self._codec.encode_parts([REQUEST, cid, oid, method, args], buffers)
         except (TypeError, ValueError) as exc:
             raise ArgumentError(f"{method}(): arguments cannot be sent: {exc}") from None
         self._pending[cid] = slot
-        assert self._transport is not None
-        if isinstance(frame, tuple):
-            self._transport.writelines(frame)
-        else:
-            self._transport.write(frame)
+        self._send(frame)
         return cid
+
+    def _send(self, frame: bytes | tuple[bytes, bytes] | _shm.FdFrame) -> None:
+        transport = self._transport
+        assert transport is not None
+        if isinstance(frame, bytes):
+            transport.write(frame)
+        elif isinstance(frame, tuple):
+            transport.writelines(frame)
+        else:
+            assert isinstance(transport, FdTransport)
+            transport.send_fds(frame.data, frame.fds)
+
+    async def _write_parts(self, message: list[Any], buffers: bool) -> None:
+        """_write() for results and stream items, which may take the shared-memory path."""
+        await self._ask_shm(message, buffers)
+        if self._failed is not None:
+            raise self._failed
+        self._send(self._codec.encode_parts(message, buffers))
 
     async def call(
         self,
@@ -157,17 +204,27 @@ class AsyncEndpoint(asyncio.BufferedProtocol):
         timeout: float | None = None,
     ) -> Any:
         wire_args = spec.check_args(spec.bind(args, kwargs))
-        value = await self._roundtrip(oid, spec.name, wire_args, spec.qualname, timeout)
+        if spec.buffer_args:
+            await self._ask_shm([REQUEST, 0, oid, spec.name, wire_args], True)
+        value = await self._roundtrip(
+            oid, spec.name, wire_args, spec.qualname, timeout, spec.buffer_args
+        )
         return spec.check_result(value, self._make_proxy)
 
     async def control_call(self, method: str, args: list[Any], timeout: float | None = None) -> Any:
         return await self._roundtrip(CONTROL_OBJECT, method, args, method, timeout)
 
     async def _roundtrip(
-        self, oid: int, method: str, args: list[Any], what: str, timeout: float | None
+        self,
+        oid: int,
+        method: str,
+        args: list[Any],
+        what: str,
+        timeout: float | None,
+        buffers: bool = False,
     ) -> Any:
         future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
-        cid = self._start(oid, method, args, future)
+        cid = self._start(oid, method, args, future, buffers)
         limit = effective_timeout(timeout)
         try:
             if limit is None:
@@ -258,6 +315,13 @@ class AsyncEndpoint(asyncio.BufferedProtocol):
         if oid == CONTROL_OBJECT:
             if method == "ping":
                 self._write_quiet([RESPONSE, cid, True])
+            elif method == _shm.CONTROL_METHOD:
+                # Read with recvmsg() from now on, before the answer lets descriptors come.
+                transport = self._transport
+                reads = isinstance(transport, FdTransport)
+                if isinstance(transport, FdTransport):
+                    transport.read_fds()
+                self._write_quiet([RESPONSE, cid, reads])
             else:
                 self._write_quiet(
                     [ERROR, cid, 3, "tether.UnknownMethod", f"no control method {method!r}", ""]
@@ -296,7 +360,9 @@ class AsyncEndpoint(asyncio.BufferedProtocol):
                 return
             if inspect.isawaitable(result):
                 result = await result
-            self._write([RESPONSE, cid, spec.prepare_result(result)])
+            await self._write_parts(
+                [RESPONSE, cid, spec.prepare_result(result)], spec.buffer_result
+            )
         except asyncio.CancelledError:
             self._write_quiet(cancelled_message(cid))
         except Exception as exc:
@@ -311,7 +377,9 @@ class AsyncEndpoint(asyncio.BufferedProtocol):
                 entry.credit_event.clear()
                 await entry.credit_event.wait()
             entry.credit -= 1
-            self._write([STREAM_ITEM, cid, spec.prepare_result(item)])
+            await self._write_parts(
+                [STREAM_ITEM, cid, spec.prepare_result(item)], spec.buffer_result
+            )
         self._write([STREAM_END, cid])
 
     # ----------------------------------------------------------------- references
@@ -362,6 +430,7 @@ class AsyncEndpoint(asyncio.BufferedProtocol):
                 entry.task.cancel()
         if self._transport is not None:
             self._transport.abort()
+        self._codec.close_fds()
         if not self._closed.done():
             self._closed.set_result(None)
 

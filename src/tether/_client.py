@@ -27,6 +27,7 @@ from ._errors import (
     RemoteError,
     TetherError,
 )
+from ._fdtransport import open_fd_connection
 from ._grpc_broker import GRPCPlugin
 from ._interface import Interface, spec_of
 from ._launch import Launch, ReattachConfig, Started, plugin_name
@@ -534,7 +535,7 @@ class AsyncClient(_Base):
         endpoint = AsyncEndpoint(name=self.name, exports=ExportTable(), lost_error=self._lost_error)
         try:
             if line.network == "unix":
-                transport, _ = await loop.create_unix_connection(lambda: endpoint, line.address)
+                transport: asyncio.Transport = await open_fd_connection(endpoint, line.address)
             else:
                 host, port = line.tcp_address()
                 tls = started.tls if started is not None else None

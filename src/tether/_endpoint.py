@@ -12,9 +12,9 @@ slow one and cancellations keep arriving while an implementation runs.
 
 from __future__ import annotations
 
+import array
 import inspect
 import itertools
-import logging
 import select
 import socket
 import threading
@@ -24,6 +24,7 @@ from collections import deque
 from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Any, Final, NoReturn
 
+from . import _shm
 from ._context import (
     CURRENT,
     TIMEOUT,
@@ -71,10 +72,10 @@ if TYPE_CHECKING:
 
 __all__ = ["STREAM_WINDOW", "SyncEndpoint"]
 
-log = logging.getLogger("tether.rpc")
 
 STREAM_WINDOW: Final = 64  # stream items a plugin may send ahead of the consumer
 _RECV_SIZE: Final = 256 * 1024
+_SHM_ASK_TIMEOUT: Final = 10.0  # for the peer's answer to the shared-memory question
 _MAX_WORKERS: Final = 256
 _TEMP_WORKER_POLL: Final = 0.2  # how often a host-side helper reader checks if it is needed
 # An inline request running longer than _WATCHDOG_MIN gets the reading role taken from it;
@@ -147,7 +148,15 @@ class SyncEndpoint:
         self._inline_owner: int | None = None
         self._inline_since = 0.0
         self._watchdog_started = False
-        self._codec = Codec(export=exports.export, max_frame=max_frame)
+        # Shared memory: whether the peer was asked and agreed to receive descriptors (None:
+        # not asked yet), and whether this side reads with recvmsg() (the peer asked).
+        self._peer_fds: bool | None = None
+        self._reads_fds = False
+        self._codec = Codec(
+            export=exports.export,
+            max_frame=max_frame,
+            shm_ready=self._shm_ready if _shm.supported(sock) else None,
+        )
         self._decoder = FrameDecoder(max_frame)
         # One receive buffer, reused: recv(n) would allocate (and for large n, mmap) n bytes
         # on every read.
@@ -186,7 +195,7 @@ class SyncEndpoint:
         if limit == UNSET:
             limit = timeout
         w = _Waiter()
-        cid, lead = self._request(oid, spec.name, wire_args, w)
+        cid, lead = self._request(oid, spec.name, wire_args, w, True, spec.buffer_args)
         if limit is None:
             self._wait(w, None, lead)  # without a deadline, all _await() does
         else:
@@ -209,7 +218,9 @@ class SyncEndpoint:
         wire_args = spec.check_args(spec.bind(args, kwargs))
         w = _Waiter()
         w.items = deque()
-        cid, _ = self._request(oid, spec.name, wire_args, w, may_lead=False)
+        cid, _ = self._request(
+            oid, spec.name, wire_args, w, may_lead=False, buffers=spec.buffer_args
+        )
         return Stream(self, cid, w, spec, _deadline(timeout))
 
     def control_call(self, method: str, args: list[Any], timeout: float | None = None) -> Any:
@@ -227,16 +238,19 @@ class SyncEndpoint:
         args: list[Any] | tuple[Any, ...],
         w: _Waiter,
         may_lead: bool = True,
+        buffers: bool = False,
     ) -> tuple[int, bool]:
         """Send a REQUEST; also take the reading role if it is free (one mutex round)."""
         cid = self._next_id()
         try:
-            frame = self._codec.encode_parts([REQUEST, cid, oid, method, args])
+            frame = self._codec.encode_parts([REQUEST, cid, oid, method, args], buffers)
         except (TypeError, ValueError) as exc:
             raise ArgumentError(f"{method}(): arguments cannot be sent: {exc}") from None
         lead = False
         with self._mu:
             if self._failed is not None:
+                if type(frame) is _shm.FdFrame:
+                    _shm.close_fds(frame.fds)
                 raise self._failed
             self._pending[cid] = w
             if may_lead and not self._leading:
@@ -248,10 +262,14 @@ class SyncEndpoint:
                     self._flush_releases()
                 if isinstance(frame, bytes):
                     self._sock.sendall(frame)
-                else:
+                elif isinstance(frame, tuple):
                     for part in frame:
                         self._sock.sendall(part)
+                else:
+                    self._send_fd_frame(frame)
         except BaseException as exc:
+            if type(frame) is _shm.FdFrame:
+                _shm.close_fds(frame.fds)  # empties the list: never closed twice
             if isinstance(exc, OSError):
                 self._fail(exc)
             if lead:
@@ -282,7 +300,7 @@ class SyncEndpoint:
             "asked to cancel it"
         )
 
-    def _send(self, frame: bytes | tuple[bytes, bytes]) -> None:
+    def _send(self, frame: bytes | tuple[bytes, bytes] | _shm.FdFrame) -> None:
         releases = self._releases
         try:
             with self._send_lock:
@@ -290,14 +308,51 @@ class SyncEndpoint:
                     self._flush_releases()
                 if isinstance(frame, bytes):
                     self._sock.sendall(frame)
-                else:
+                elif isinstance(frame, tuple):
                     for part in frame:
                         self._sock.sendall(part)
+                else:
+                    self._send_fd_frame(frame)
         except OSError as exc:
+            if type(frame) is _shm.FdFrame:
+                _shm.close_fds(frame.fds)
             self._fail(exc)
             self._closed_event.wait()  # as in _request
             assert self._failed is not None
             raise self._failed from None
+
+    def _shm_ready(self) -> bool:
+        """Whether the peer takes descriptors; asks it the first time (one round trip)."""
+        ready = self._peer_fds
+        if ready is None:
+            # Two threads may ask at once: harmless, the peer answers both alike.
+            try:
+                ready = self.control_call(_shm.CONTROL_METHOD, [], timeout=_SHM_ASK_TIMEOUT) is True
+            except ConnectionClosedError:
+                raise
+            except TetherError:
+                ready = False  # a peer without shared memory support: stay inline
+            self._peer_fds = ready
+        return ready
+
+    def _send_fd_frame(self, frame: _shm.FdFrame) -> None:
+        """Send a frame with its shared-memory descriptors (send lock held), then close them."""
+        try:
+            data = frame.data
+            sent = self._sock.sendmsg(
+                [data], [(socket.SOL_SOCKET, socket.SCM_RIGHTS, array.array("i", frame.fds))]
+            )
+            if sent < len(data):
+                self._sock.sendall(memoryview(data)[sent:])
+        finally:
+            _shm.close_fds(frame.fds)
+
+    def _recv_with_fds(self, buf: bytearray) -> int:
+        """recv_into() that also queues descriptors the peer sent along (Unix sockets)."""
+        size, ancillary, flags, _ = self._sock.recvmsg_into([buf], _shm.ANC_SIZE, _shm.RECV_FLAGS)
+        if ancillary or flags:
+            _shm.fds_from_ancillary(ancillary, flags, self._codec.fds_in)
+        return size
 
     def _send_quiet(self, message: list[Any]) -> None:
         try:
@@ -353,6 +408,9 @@ class SyncEndpoint:
                                 self._leading = False
                 if request is not None:
                     lead = self._execute(request)
+                    # A thread may now sleep for long: it must not keep the request's
+                    # arguments (say a 64 MiB buffer or its mapping) alive meanwhile.
+                    request = None
                     continue
                 if w.done or w.items or self._failed is not None:
                     return True
@@ -424,7 +482,7 @@ class SyncEndpoint:
         """Read and deliver messages until `w` is signalled, time runs out or a request comes."""
         decoder, codec, pending = self._decoder, self._codec, self._pending
         rbuf, rview = self._rbuf, self._rview
-        recv_into = self._sock.recv_into
+        recv_into = self._recv_with_fds if self._reads_fds else self._sock.recv_into
         payload: bytes | bytearray | memoryview | None
         while not (w.done or w.items):
             buffered = decoder.buffered
@@ -434,7 +492,7 @@ class SyncEndpoint:
                     return None
                 try:
                     size = recv_into(rbuf)
-                except OSError as exc:
+                except (OSError, ProtocolError) as exc:
                     self._fail(exc)
                     return None
                 if not size:
@@ -471,6 +529,13 @@ class SyncEndpoint:
                 return None
             kind = message[0]
             if kind == REQUEST:
+                if message[2] == CONTROL_OBJECT and message[3] == _shm.CONTROL_METHOD:
+                    # Switch to recvmsg() here, in the reading thread, before the answer
+                    # lets the peer send descriptors.
+                    self._reads_fds = self._codec.shm_ready is not None
+                    recv_into = self._recv_with_fds if self._reads_fds else recv_into
+                    self._send_quiet([RESPONSE, message[1], self._reads_fds])
+                    continue
                 return message
             if kind <= ERROR and pending.get(message[1]) is w:
                 # Our own answer: only this thread looks at `w`, so no mutex is needed.
@@ -651,7 +716,7 @@ class SyncEndpoint:
         try:
             if spec.ref_result is not None:  # prepare_result(), inlined
                 result = spec.prepare_result(result)
-            frame = self._codec.encode_parts([RESPONSE, cid, result])
+            frame = self._codec.encode_parts([RESPONSE, cid, result], spec.buffer_result)
         except (TypeError, ValueError, ArgumentError) as exc:
             frame = self._codec.encode(
                 error_message(
@@ -673,7 +738,8 @@ class SyncEndpoint:
                     entry.credit -= 1
                 if ctx.is_cancelled() or self._failed:
                     break
-                self._send(self._codec.encode_parts([STREAM_ITEM, cid, spec.prepare_result(item)]))
+                message = [STREAM_ITEM, cid, spec.prepare_result(item)]
+                self._send(self._codec.encode_parts(message, spec.buffer_result))
         finally:
             close = getattr(iterator, "close", None)
             if close is not None:
@@ -778,6 +844,7 @@ class SyncEndpoint:
                 with entry.cond:
                     entry.cond.notify_all()
         self._shutdown_socket()
+        self._codec.close_fds()
         self._closed_event.set()
 
     def _shutdown_socket(self) -> None:
@@ -970,7 +1037,8 @@ class _AsyncRunner:
                     if entry.credit <= 0:
                         await credit.wait()
                 entry.credit -= 1
-                ep._send(ep._codec.encode_parts([STREAM_ITEM, cid, spec.prepare_result(item)]))
+                message = [STREAM_ITEM, cid, spec.prepare_result(item)]
+                ep._send(ep._codec.encode_parts(message, spec.buffer_result))
         finally:
             aclose = getattr(agen, "aclose", None)
             if aclose is not None:

@@ -9,11 +9,9 @@ from __future__ import annotations
 
 import collections.abc
 import datetime
-import decimal
 import inspect
 import re
 import typing
-import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, Final
@@ -34,6 +32,7 @@ __all__ = [
 ]
 
 _SCALARS: Final = frozenset({int, float, str, bytes, bool, type(None)})
+_NO_BUFFER: Final = frozenset({int, float, str, bool, type(None)})
 _STREAM_ORIGINS: Final = frozenset(
     {
         collections.abc.Iterator,
@@ -49,17 +48,33 @@ _MakeProxy = Callable[[ObjectRef, "type[Interface]"], Any]
 _PATH: Final = re.compile(r" - at (`key` in )?`\$\[(\d+)\](.*)`$")
 # Values a caller passes must already have their hinted type: msgspec must not accept a
 # JSON-style stand-in (a str silently base64-decoded into bytes, or parsed as a datetime).
-_STRICT_OUT: Final = (
-    bytes,
-    bytearray,
-    memoryview,
-    datetime.datetime,
-    datetime.date,
-    datetime.time,
-    datetime.timedelta,
-    uuid.UUID,
-    decimal.Decimal,
-)
+_strict_out: tuple[type, ...] | None = None
+
+
+def _strict_out_types() -> tuple[type, ...]:
+    """The types a caller's values must already have (see above), built on first use.
+
+    decimal and uuid take ~9 ms to import: a plugin that only receives calls never needs them.
+    """
+    global _strict_out
+    if _strict_out is None:
+        import decimal
+        import uuid
+
+        _strict_out = (
+            bytes,
+            bytearray,
+            memoryview,
+            datetime.datetime,
+            datetime.date,
+            datetime.time,
+            datetime.timedelta,
+            uuid.UUID,
+            decimal.Decimal,
+        )
+    return _strict_out
+
+
 # Off the wire, msgpack carries bytes natively but naive datetimes, dates, times, durations,
 # UUIDs and Decimals as strings, which msgspec converts back.
 _STRICT_IN: Final = (bytes, bytearray, memoryview)
@@ -101,6 +116,10 @@ class MethodSpec:
     _scalar_types: tuple[type, ...] | None = None
     _result_scalar: type | None = None
     _needs_result_convert: bool = True
+    # Whether arguments / results may hold a buffer for the shared-memory path: methods of
+    # scalars only skip looking for one on every call.
+    buffer_args: bool = True
+    buffer_result: bool = True
     _signature: inspect.Signature | None = field(default=None, repr=False)
     # Computed once: both sides used to format it on every call.
     qualname: str = field(init=False, repr=False, compare=False)
@@ -166,7 +185,7 @@ class MethodSpec:
                     args,
                     self._args_type,
                     strict=True,
-                    builtin_types=_STRICT_OUT if make_proxy is None else _STRICT_IN,
+                    builtin_types=_strict_out_types() if make_proxy is None else _STRICT_IN,
                 )
             )
         except msgspec.ValidationError as exc:
@@ -259,6 +278,12 @@ def _is_interface(tp: Any) -> bool:
     return isinstance(tp, type) and issubclass(tp, Interface) and tp is not Interface
 
 
+def _is_ndarray(hint: Any) -> bool:
+    """Whether a hint is numpy.ndarray or numpy.typing.NDArray[...] (without importing numpy)."""
+    tp = typing.get_origin(hint) or hint
+    return getattr(tp, "__module__", None) == "numpy" and getattr(tp, "__name__", "") == "ndarray"
+
+
 def _stream_item(hint: Any) -> tuple[bool, Any]:
     origin = typing.get_origin(hint)
     if origin in _STREAM_ORIGINS:
@@ -292,6 +317,8 @@ def _method_spec(cls: type[Interface], name: str, func: Callable[..., Any]) -> M
         if _is_interface(hint):
             refs[i] = hint
             hint = Any
+        elif _is_ndarray(hint):
+            hint = Any  # msgspec has no numpy support; the codec carries arrays as they are
         types.append(hint)
         if param.default is not param.empty:
             defaults.append(param.default)
@@ -300,6 +327,8 @@ def _method_spec(cls: type[Interface], name: str, func: Callable[..., Any]) -> M
     stream, result = _stream_item(hints.get("return", Any))
     if result is None:
         result = type(None)  # `-> None` in a hint means NoneType
+    elif _is_ndarray(result):
+        result = Any
     ref_result = result if _is_interface(result) else None
     spec = MethodSpec(
         interface=cls.__qualname__,
@@ -320,6 +349,8 @@ def _method_spec(cls: type[Interface], name: str, func: Callable[..., Any]) -> M
     if result in _SCALARS:
         spec._result_scalar = result
     spec._needs_result_convert = result is not Any
+    spec.buffer_args = not all(t in _NO_BUFFER for t in types) or bool(refs)
+    spec.buffer_result = result not in _NO_BUFFER
     return spec
 
 

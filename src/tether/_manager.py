@@ -341,6 +341,7 @@ class PluginManager:
             emit=lambda event: self._on_pool_event(token, event),
             rng=random.Random(self._rng.random()),
             logger=None if self._pool_logger is None else self._pool_logger.getChild(name),
+            verify=lambda: verify_spec(spec, self.security),
         )
         with self._lock:
             entry = self._entries[name]

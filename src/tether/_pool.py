@@ -131,9 +131,13 @@ class Pool:
         emit: Callable[[PluginEvent], None] | None = None,
         rng: random.Random | None = None,
         logger: logging.Logger | None = None,
+        verify: Callable[[], None] | None = None,
     ) -> None:
         self.name: str = spec.name
         self.spec: PluginSpec = spec
+        # Run before every start of every instance, restarts included: a plugin file replaced
+        # while the plugin runs must not be executed unchecked when an instance is replaced.
+        self._verify = verify
         self._emit_fn = emit
         self._rng = rng or random.Random()
         self.logger = logger or logging.getLogger(f"tether.pool.{spec.name}")
@@ -394,6 +398,7 @@ class Pool:
                 inst.last_error = message
             again = policy.mode == "always" or (policy.mode == "on-failure" and failed)
             if not again:
+                inst.next_attempt = None  # no restart is coming: the pool must not wait for one
                 state = PluginState.FAILED if failed else PluginState.STOPPED
                 self._set(inst, state, message, error)
                 return
@@ -405,6 +410,7 @@ class Pool:
                     inst.restarts += 1
                     inst.next_attempt = time.monotonic() + delay
                 else:
+                    inst.next_attempt = None
                     budget = (
                         f"restart budget spent ({self._restarts} restarts, max_restarts="
                         f"{policy.max_restarts}); last exit: {message}"
@@ -434,6 +440,8 @@ class Pool:
         self._set(inst, PluginState.STARTING)
         client = self._client(inst)
         try:
+            if self._verify is not None:
+                self._verify()
             client.start()
         except TetherError as exc:
             inst.first_error = exc

@@ -18,16 +18,21 @@ never need to coordinate numbering. `target` is an object id in the receiver's e
 id 0 is the control object every endpoint serves (ping, dispense, shutdown).
 
 Objects passed by reference travel as msgpack extension type 1 holding the exporter's object id.
+Large buffers on Unix sockets travel through shared memory as extension type 2, numpy arrays
+otherwise as type 3 (see _shm.py).
 """
 
 from __future__ import annotations
 
 import struct
+import sys
+from collections import deque
 from collections.abc import Callable
 from typing import Any, Final
 
 import msgspec
 
+from . import _shm
 from ._errors import ProtocolError
 
 __all__ = [
@@ -118,21 +123,42 @@ class Codec:
     under which the object is exported, or raises TypeError if it cannot be sent at all.
     """
 
-    __slots__ = ("_decoder", "_encoder", "_export", "max_frame")
+    __slots__ = ("_decoder", "_encoder", "_export", "fds_in", "max_frame", "shm_ready")
 
     def __init__(
         self,
         export: Callable[[object], int] | None = None,
         max_frame: int = DEFAULT_MAX_FRAME,
+        shm_ready: Callable[[], bool] | None = None,
     ) -> None:
         self._export = export
         self.max_frame = max_frame
+        # Set when the connection can carry descriptors: says (after asking the peer once,
+        # if need be) whether large buffers may go through shared memory; `encode_parts`
+        # then returns an FdFrame. Received descriptors queue in `fds_in`, in order.
+        self.shm_ready = shm_ready
+        self.fds_in: deque[int] = deque()
         self._encoder = msgspec.msgpack.Encoder(enc_hook=self._enc_hook)
-        self._decoder = msgspec.msgpack.Decoder(ext_hook=_ext_hook)
+        self._decoder = msgspec.msgpack.Decoder(ext_hook=self._ext_hook)
+
+    def _ext_hook(self, code: int, data: memoryview) -> Any:
+        if code == _shm.EXT_SHM:
+            return _shm.map_shared(data, self.fds_in)
+        if code == _shm.EXT_NDARRAY:
+            return _shm.decode_ndarray(data)
+        return _ext_hook(code, data)
+
+    def close_fds(self) -> None:
+        """Close received descriptors nobody took (the connection is going away)."""
+        fds, self.fds_in = list(self.fds_in), deque()
+        _shm.close_fds(fds)
 
     def _enc_hook(self, obj: Any) -> Any:
         if isinstance(obj, ObjectRef):
             return msgspec.msgpack.Ext(_EXT_OBJECT_REF, _REF.pack(obj.object_id))
+        numpy = sys.modules.get("numpy")
+        if numpy is not None and isinstance(obj, numpy.ndarray):
+            return _shm.encode_ndarray(obj)
         if self._export is not None:
             return msgspec.msgpack.Ext(_EXT_OBJECT_REF, _REF.pack(self._export(obj)))
         raise TypeError(f"objects of type {type(obj).__qualname__} cannot be sent")
@@ -147,12 +173,26 @@ class Codec:
             raise ProtocolError(f"frame of {size} bytes exceeds the limit of {self.max_frame}")
         return _pack_header(size) + body
 
-    def encode_parts(self, message: list[Any] | tuple[Any, ...]) -> bytes | tuple[bytes, bytes]:
+    def encode_parts(
+        self, message: list[Any] | tuple[Any, ...], buffers: bool = False
+    ) -> bytes | tuple[bytes, bytes] | _shm.FdFrame:
         """Like `encode`, but a large frame comes as (header, payload), to be sent in turn.
 
         Joining header and payload copies the payload once more: for a 64 MiB argument
-        that is tens of milliseconds and a second 64 MiB of memory.
+        that is tens of milliseconds and a second 64 MiB of memory. With `shm`, a message
+        carrying large buffers comes as an FdFrame: the caller sends its descriptors with
+        it (SCM_RIGHTS) and closes them. `buffers` says the message may hold a buffer (a
+        MethodSpec knows): calls of scalars only skip looking for one.
         """
+        ready = self.shm_ready
+        if buffers and ready is not None and _shm.wanted(message) and ready():
+            message, fds = _shm.lift(message)
+            if fds:
+                try:
+                    return _shm.FdFrame(self.encode(message), fds)
+                except BaseException:
+                    _shm.close_fds(fds)
+                    raise
         body = self._encoder.encode(message)
         size = len(body)
         if size > self.max_frame:
