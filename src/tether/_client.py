@@ -24,6 +24,7 @@ from ._errors import (
     HandshakeError,
     PluginCrashedError,
     ProtocolError,
+    RemoteError,
     TetherError,
 )
 from ._fdtransport import open_fd_connection
@@ -37,6 +38,7 @@ from ._transport import check_peer, connect_tcp, connect_unix, remove_socket_dir
 __all__ = ["AsyncClient", "Client"]
 
 if TYPE_CHECKING:
+    from ._describe import PluginDescription
     from ._grpc_client import GRPCConnection
 
 T = TypeVar("T", bound=Interface)
@@ -305,6 +307,8 @@ class Client(_Base):
 
     _ep: SyncEndpoint | None = None
     _grpc: GRPCConnection | None = None
+    _descriptions: list[PluginDescription] | None = None
+    _raw_oids: dict[str, int] | None = None
 
     def start(self) -> None:
         """Start the plugin and connect to it (safe to call again once started)."""
@@ -387,6 +391,56 @@ class Client(_Base):
             return
         self._endpoint().control_call("ping", [], timeout)
 
+    def describe(self, timeout: float | None = 30.0) -> list[PluginDescription]:
+        """What the plugin serves: each name with its interface, docstrings and method
+        signatures (native plugins only; asked once, then remembered)."""
+        if self._descriptions is None:
+            from ._describe import descriptions_from_wire
+
+            try:
+                reply = self._endpoint().control_call("describe", [], timeout)
+            except RemoteError as exc:
+                raise TetherError(
+                    f"plugin {self.name!r} cannot describe itself ({exc.remote_message}); "
+                    "it needs a newer tether"
+                ) from None
+            self._descriptions = descriptions_from_wire(reply)
+        return self._descriptions
+
+    def call(self, name: str, method: str, *args: Any, timeout: float | None = None) -> Any:
+        """Call `method` of the plugin served as `name`, knowing neither by type: the
+        arguments are sent as they are (the plugin checks them against its signature) and
+        the result comes back as plain data (dataclasses and structs as dicts). A streaming
+        method returns an iterator of items."""
+        from ._describe import raw_method_spec
+
+        described = {d.name: d for d in self.describe()}
+        plugin = described.get(name)
+        if plugin is None:
+            raise ConfigError(
+                f"plugin {self.name!r} serves no {name!r}{_did_you_mean(name, described)}"
+            )
+        found = plugin.method(method)
+        if found is None:
+            known = [m.name for m in plugin.methods]
+            raise ConfigError(
+                f"{plugin.interface} has no method {method!r}{_did_you_mean(method, known)}"
+            )
+        if self._raw_oids is None:
+            self._raw_oids = {}
+        ep = self._endpoint()
+        oid = self._raw_oids.get(name)
+        if oid is None:
+            reply = ep.control_call("dispense", [name, plugin.interface], 30.0)
+            if not isinstance(reply, list) or len(reply) != 2 or type(reply[0]) is not int:
+                raise ProtocolError(f"unexpected reply to dispense: {reply!r:.100}")
+            oid = self._raw_oids[name] = reply[0]
+        spec = raw_method_spec(plugin.interface, found, len(args))
+        limit = timeout if timeout is not None else self.call_timeout
+        if spec.stream:
+            return ep.call_stream(oid, spec, args, {}, limit)
+        return ep.call(oid, spec, args, {}, limit)
+
     def kill(self) -> None:
         """Stop the plugin: ask it to shut down, wait `kill_timeout`, then SIGKILL (idempotent)."""
         if not self._begin_kill():
@@ -422,6 +476,17 @@ class Client(_Base):
 
     def __repr__(self) -> str:
         return f"<tether.Client {self.name!r} pid={self.pid}>"
+
+
+def _did_you_mean(word: str, choices: Iterable[str]) -> str:
+    import difflib
+
+    options = sorted(choices)
+    close = [o for o in options if o.startswith(word) or word.startswith(o)]
+    close = close or difflib.get_close_matches(word, options, n=1)
+    if close:
+        return f"; did you mean {close[0]!r}?"
+    return f" (known: {', '.join(options) or 'none'})"
 
 
 def _host_control(endpoint: SyncEndpoint, method: str, args: list[Any]) -> Any:

@@ -285,6 +285,10 @@ class _PluginServer:
             return self._dispense(endpoint, args)
         if method == "shutdown":
             return AfterReply(True, self.stop)
+        if method == "describe":
+            from ._describe import describe_served
+
+            return describe_served(self.plugins)
         raise ConfigError(f"unknown control method {method!r}")
 
     def _dispense(self, endpoint: SyncEndpoint, args: list[Any]) -> list[Any]:
