@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import settings
 
 import tether
 from plugins.helper import ENV_PIDFILE, HANDSHAKE
@@ -19,6 +20,11 @@ HELPER = str(PLUGINS_DIR / "helper.py")
 HOST_THEN_DIE = str(PLUGINS_DIR / "host_then_die.py")
 
 MakeClient = Callable[..., tether.Client]
+
+# No per-example time limit: speed is measured by `make bench`, and on a loaded 2-core machine
+# hypothesis's 200 ms default fails correct code.
+settings.register_profile("tether", deadline=None)
+settings.load_profile("tether")
 
 
 def helper_cmd(mode: str) -> list[str]:
