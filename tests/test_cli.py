@@ -25,12 +25,12 @@ CONFIG = EXAMPLES / "plugin-config.yaml"
 
 @pytest.fixture
 def user_env(tmp_path: Path) -> dict[str, str]:
-    """A user's environment: the examples' interpreter, a private runtime dir, no
+    """A user's environment: a private runtime dir, no
     TETHER_CONFIG."""
     runtime = tmp_path / "runtime"
     runtime.mkdir(mode=0o700)
     env = {k: v for k, v in os.environ.items() if not k.startswith("TETHER_")}
-    env.update(PYTHON=sys.executable, XDG_RUNTIME_DIR=str(runtime), COLUMNS="200")
+    env.update(XDG_RUNTIME_DIR=str(runtime), COLUMNS="200")
     return env
 
 

@@ -103,7 +103,6 @@ def test_cli_doc_examples_run(tmp_path: Path) -> None:
     env = {k: v for k, v in os.environ.items() if not k.startswith("TETHER_")}
     env.update(
         PATH=BIN + os.pathsep + env.get("PATH", ""),
-        PYTHON=sys.executable,
         HOME=str(home),
         XDG_RUNTIME_DIR=str(runtime),
         COLUMNS="100",  # tables in the doc are this wide
