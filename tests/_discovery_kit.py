@@ -106,14 +106,7 @@ def make_config(**data: Any) -> ManagerConfig:
 def call_hello(spec: PluginSpec) -> str:
     """Start the plugin the way the manager does (only what the spec says) and call it."""
     assert spec.problem is None, spec.problem
-    client = tether.Client(
-        list(spec.command),
-        handshake=spec.handshake,
-        name=spec.name,
-        env=dict(spec.environment),
-        inherit_env=False,
-        cwd=str(spec.cwd),
-    )
+    client = spec.client()
     try:
         with client:
             pid = client.pid

@@ -123,6 +123,13 @@ def discover(
     env = os.environ if environ is None else environ
     ctx = _Context(config, source, env, handshake, environments_dir(config, env))
     found = Discovery()
+    if config.security.tls is not None:
+        # Said out loud rather than ignored: a host that asked for its own certificates must
+        # not run plugins over connections it believes are protected by them.
+        found.problems.append(
+            f"{source}: security.tls: plugins cannot be started with certificate files yet; "
+            "use security.auto_mtls: true (certificates generated for every start) instead"
+        )
     items = _scan_paths(config, found.problems) + _scan_entry_points(config, found.problems)
     found.problems.extend(_duplicates(items))
     scanned = _unique(items)
@@ -347,6 +354,7 @@ def _spec(
         verify_file=_verify_file(settings, command, cwd, environment.get("PATH")),
         source=source,
         problem=problem,
+        auto_mtls=ctx.config.security.auto_mtls,
     )
 
 

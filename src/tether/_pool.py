@@ -284,13 +284,7 @@ class Pool:
     def _launch(self, instances: list[_Instance]) -> None:
         """Start a supervisor per instance and wait until each has run or failed once."""
         for inst in instances:
-            inst.thread = threading.Thread(
-                target=self._supervise,
-                args=(inst,),
-                name=f"tether-pool-{self.name}{inst.label}",
-                daemon=True,
-            )
-            inst.thread.start()
+            self._supervise_in_thread(inst)
         for inst in instances:
             inst.first_done.wait()
 
@@ -361,15 +355,18 @@ class Pool:
                 continue
             fresh = _Instance(inst.index, state=inst.state, last_error=inst.last_error)
             self._instances[pos] = fresh
-            fresh.thread = threading.Thread(
-                target=self._supervise,
-                args=(fresh,),
-                name=f"tether-pool-{self.name}{fresh.label}",
-                daemon=True,
-            )
-            fresh.thread.start()
+            self._supervise_in_thread(fresh)
 
     # ----------------------------------------------------------------- supervising
+
+    def _supervise_in_thread(self, inst: _Instance) -> None:
+        inst.thread = threading.Thread(
+            target=self._supervise,
+            args=(inst,),
+            name=f"tether-pool-{self.name}{inst.label}",
+            daemon=True,
+        )
+        inst.thread.start()
 
     def _supervise(self, inst: _Instance) -> None:
         """Run one slot: start, watch, restart under the policy until halted or given up."""
@@ -488,7 +485,7 @@ class Pool:
         return True, str(crash), crash
 
     def _client(self, inst: _Instance) -> Client:
-        spec, settings = self.spec, self.spec.settings
+        spec = self.spec
 
         def on_state(state: str, pid: int | None) -> None:
             with self._lock:
@@ -501,16 +498,8 @@ class Pool:
             elif state == "connected":
                 self._set(inst, PluginState.CONNECTED)
 
-        return Client(
-            list(spec.command),
-            handshake=spec.handshake,
+        return spec.client(
             name=f"{spec.name}[{inst.index}]" if self._size > 1 or inst.index else spec.name,
-            start_timeout=settings.start_timeout,
-            call_timeout=settings.call_timeout,
-            env=dict(spec.environment),
-            inherit_env=False,
-            cwd=str(spec.cwd),
-            checksum=None,
             logger=logging.getLogger(f"tether.plugin.{spec.name}"),
             on_state=on_state,
         )

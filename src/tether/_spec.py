@@ -10,11 +10,14 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ._config import PluginSettings
 from ._handshake import HandshakeConfig
 from ._manifest import Manifest
+
+if TYPE_CHECKING:
+    from ._client import Client
 
 __all__ = ["PluginSpec"]
 
@@ -46,3 +49,25 @@ class PluginSpec:
     # Why it cannot start even though it was found (e.g. "declares requirements but has no
     # environment yet: run `tether install calc`"); the manager marks it failed with this.
     problem: str | None = None
+    # TLS with certificates generated per start (security.auto_mtls)
+    auto_mtls: bool = False
+
+    def client(self, **options: Any) -> Client:
+        """A `tether.Client` (not started) for one process of this plugin, started with what
+        the spec says and nothing from the host's environment beyond it; `options` are
+        further `Client` keywords (name, logger, ...). Verification is the caller's job."""
+        from ._client import Client
+
+        settings = self.settings
+        kwargs: dict[str, Any] = {
+            "handshake": self.handshake,
+            "name": self.name,
+            "start_timeout": settings.start_timeout,
+            "call_timeout": settings.call_timeout,
+            "env": dict(self.environment),
+            "inherit_env": False,
+            "cwd": str(self.cwd),
+            "auto_mtls": self.auto_mtls,
+        }
+        kwargs.update(options)
+        return Client(list(self.command), **kwargs)

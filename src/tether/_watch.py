@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections.abc import Callable, Mapping
 from pathlib import Path
 
@@ -30,6 +31,9 @@ log = logging.getLogger("tether.watch")
 _DEBOUNCE_MS = 200
 # How often the watch loop checks whether it was asked to stop.
 _STEP_MS = 50
+# How often the watching thread wakes without a change: to rescan once right after the watch
+# starts, and every `scan_interval` seconds (entry points, paths that did not exist yet).
+_WAKE_MS = 1000
 
 
 class Watcher:
@@ -120,19 +124,26 @@ class Watcher:
 
     def _watch(self, paths: list[Path], interval: float) -> None:
         """Rescan on every change until the set of existing paths changes or it is stopped."""
-        for _changes in watchfiles.watch(
+        # The watch starts a moment after the scan before it: the first wake-up rescans, so
+        # a plugin dropped in between is not left for the next full rescan, `interval` later.
+        rescanned_since_start = False
+        last_scan = time.monotonic()
+        for changes in watchfiles.watch(
             *paths,
             stop_event=self._stop,
             debounce=_DEBOUNCE_MS,
             step=_STEP_MS,
-            rust_timeout=max(int(interval * 1000), _STEP_MS),
+            rust_timeout=_WAKE_MS,
             yield_on_timeout=True,
             raise_interrupt=False,
         ):
             if self._stop.is_set():
                 return
-            # A change or the interval's timeout: either way look again.
-            self.scan()
+            due = time.monotonic() - last_scan >= interval
+            if changes or due or not rescanned_since_start:
+                rescanned_since_start = True
+                last_scan = time.monotonic()
+                self.scan()
             if self._existing_paths() != paths:
                 return  # a path appeared or went: watch the new set
 

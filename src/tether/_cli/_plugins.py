@@ -50,40 +50,17 @@ def pick_spec(found: Discovery, name: str, source: str) -> PluginSpec:
 
 
 def verify(spec: PluginSpec, config: ManagerConfig) -> None:
-    """The checks the configuration's security settings ask for, before running `spec`."""
-    from .._signing import verify_plugin
+    """The checks the manager makes before it runs `spec` (checksum, signature, problems)."""
+    from .._manager import verify_spec
 
-    security = config.security
-    if spec.verify_file is None:
-        return
-    if spec.settings.checksum is None and not security.require_signature:
-        return
-    verify_plugin(
-        spec.verify_file,
-        checksum=spec.settings.checksum,
-        require_signature=security.require_signature,
-        trusted_keys=security.trusted_keys,
-        name=spec.name,
-    )
+    verify_spec(spec, config.security)
 
 
 @contextmanager
 def start_client(spec: PluginSpec, config: ManagerConfig) -> Iterator[Client]:
     """One process of `spec`, started and handshaken; killed on the way out."""
-    from .._client import Client
-
     verify(spec, config)
-    client = Client(
-        list(spec.command),
-        handshake=spec.handshake,
-        name=spec.name,
-        env=dict(spec.environment),
-        inherit_env=False,
-        cwd=str(spec.cwd),
-        start_timeout=spec.settings.start_timeout,
-        call_timeout=spec.settings.call_timeout,
-        auto_mtls=config.security.auto_mtls,
-    )
+    client = spec.client()
     try:
         client.start()
         yield client
