@@ -1,6 +1,13 @@
-"""The plugin every tether native-protocol benchmark calls."""
+"""The plugin every tether native-protocol benchmark calls.
+
+`profile_start` / `profile_stop` let the runner profile the plugin's serving thread: a sync
+plugin runs each call on its connection's thread, so a cProfile enabled inside one call sees
+every later call on that connection (and none of the start-up).
+"""
 
 from __future__ import annotations
+
+from typing import Any
 
 import tether
 
@@ -16,8 +23,17 @@ class Bench(tether.Interface):
 
     def size(self, data: bytes) -> int: ...  # type: ignore[empty-body]
 
+    def size_view(self, data: memoryview) -> int: ...  # type: ignore[empty-body]
+
+    def profile_start(self) -> bool: ...  # type: ignore[empty-body]
+
+    def profile_stop(self, path: str) -> bool: ...  # type: ignore[empty-body]
+
 
 class BenchImpl(Bench):
+    def __init__(self) -> None:
+        self._profile: Any = None
+
     def add(self, a: float, b: float) -> float:
         return a + b
 
@@ -26,6 +42,24 @@ class BenchImpl(Bench):
 
     def size(self, data: bytes) -> int:
         return len(data)
+
+    def size_view(self, data: memoryview) -> int:
+        return data.nbytes
+
+    def profile_start(self) -> bool:
+        import cProfile  # only when asked: the plugin's start-up is measured too
+
+        self._profile = cProfile.Profile()
+        self._profile.enable()
+        return True
+
+    def profile_stop(self, path: str) -> bool:
+        if self._profile is None:
+            return False
+        self._profile.disable()
+        self._profile.dump_stats(path)
+        self._profile = None
+        return True
 
 
 if __name__ == "__main__":

@@ -36,6 +36,7 @@ from common import (  # noqa: E402
     median,
     p99,
 )
+from profiles import Profiles, Verdict, collect_live, collect_spawn, render  # noqa: E402
 
 X = "\u00d7"  # the multiplication sign
 HEADER = " | ".join(
@@ -83,6 +84,7 @@ class Results:
     kinds: dict[str, str] = field(default_factory=dict)
     callers: dict[str, str] = field(default_factory=dict)
     batches: dict[str, float] = field(default_factory=dict)
+    profiles: Profiles = field(default_factory=Profiles)
 
     def add(self, label: str, figure: str, values: list[float]) -> None:
         self.figures.setdefault(label, {}).setdefault(figure, []).extend(values)
@@ -233,6 +235,8 @@ def run(plan: Plan) -> Results:
                     lambda x: [timed_ms(lambda: x.blob(data), lambda v: v == BLOB_SIZE)],
                 )
         print("bulk done", file=sys.stderr)
+        collect_live({s.label: s for s in subjects}, plan.quick, results.profiles)
+        print("profiles done", file=sys.stderr)
     finally:
         for s in subjects:
             try:
@@ -248,6 +252,7 @@ def run(plan: Plan) -> Results:
                 return [ms]
 
             measure(results, s, "spawn", spawn)
+    collect_spawn(plan.quick, results.profiles)
     print("spawn done", file=sys.stderr)
     try:
         from tether_native import calculator_batches
@@ -370,16 +375,16 @@ def ratio(a: float | None, b: float | None) -> str:
     return "—" if a is None or b is None or b == 0 else f"{a / b:.2f}{X}"
 
 
-def target(kind: str, actual: float | None, limit: float, what: str, unit: str = X) -> str:
+def target(kind: str, actual: float | None, limit: float, what: str, unit: str = X) -> Verdict:
     """kind 'max': actual ≤ limit; 'min': actual ≥ limit."""
-    if actual is None:
-        return f"| {what} | — | not measured |"
-    shown = f"{actual:,.2f}{unit}" if unit == X else f"{actual:,.0f}{unit}"
-    if unit == " GB/s":
-        shown = f"{actual:.2f} GB/s"
     goal = ("≤ " if kind == "max" else "≥ ") + (
         f"{limit:g}{unit}" if unit != " calls/s" else f"{limit:,.0f} calls/s"
     )
+    if actual is None:
+        return Verdict(what, "—", goal, "not measured", True)
+    shown = f"{actual:,.2f}{unit}" if unit == X else f"{actual:,.0f}{unit}"
+    if unit == " GB/s":
+        shown = f"{actual:.2f} GB/s"
     met = actual <= limit if kind == "max" else actual >= limit
     if met:
         verdict = "**met**"
@@ -387,7 +392,7 @@ def target(kind: str, actual: float | None, limit: float, what: str, unit: str =
         verdict = f"missed by {(actual / limit - 1) * 100:.0f}%"
     else:
         verdict = f"missed: {(1 - actual / limit) * 100:.0f}% short"
-    return f"| {what} (goal {goal}) | {shown} | {verdict} |"
+    return Verdict(what, shown, goal, verdict, met)
 
 
 def report(r: Results, plan: Plan) -> str:
@@ -428,55 +433,64 @@ def report(r: Results, plan: Plan) -> str:
         return None if va is None or vb is None else va / vb
 
     blob = value(r, TETHER, "blob")
+    specs = {
+        "sequential": (
+            "max",
+            sub_ratio(TETHER, FLOOR, "seq"),
+            1.2,
+            "native sync sequential median ÷ raw Python floor",
+            X,
+        ),
+        "pinned": (
+            "max",
+            sub_ratio(TETHER, FLOOR, "pinned"),
+            2.5,
+            "same, both processes pinned to one CPU",
+            X,
+        ),
+        "async16": ("min", value(r, TETHER_ASYNC, "tp"), 100_000, "asyncio, 16 tasks", " calls/s"),
+        "sync16": ("min", value(r, TETHER, "tp"), 30_000, "sync, 16 threads", " calls/s"),
+        "bulk": (
+            "max",
+            sub_ratio(TETHER, FLOOR, "bulk"),
+            1.3,
+            "100,000 floats ÷ raw floor carrying the same packed bytes",
+            X,
+        ),
+        "blob": (
+            "min",
+            None if blob is None else BLOB_SIZE / blob / 1e6,
+            1.0,
+            "64 MiB bytes, native sync",
+            " GB/s",
+        ),
+        "spawn": (
+            "max",
+            sub_ratio(TETHER, FLOOR, "spawn"),
+            1.5,
+            "spawn to first call ÷ raw Python floor",
+            X,
+        ),
+        "grpc": (
+            "max",
+            sub_ratio(GRPC_PLAIN, GRPCIO, "seq"),
+            1.10,
+            "tether gRPC path ÷ bare grpcio (sequential median)",
+            X,
+        ),
+        "mtls": (
+            "max",
+            sub_ratio(GRPC_MTLS, GRPC_PLAIN, "seq"),
+            1.15,
+            "AutoMTLS ÷ plaintext (tether gRPC path, sequential median)",
+            X,
+        ),
+    }
+    verdicts = {key: target(*spec) for key, spec in specs.items()}
     targets = "\n".join(
-        [
-            target(
-                "max",
-                sub_ratio(TETHER, FLOOR, "seq"),
-                1.2,
-                "native sync sequential median ÷ raw Python floor",
-            ),
-            target(
-                "max",
-                sub_ratio(TETHER, FLOOR, "pinned"),
-                2.5,
-                "same, both processes pinned to one CPU",
-            ),
-            target("min", value(r, TETHER_ASYNC, "tp"), 100_000, "asyncio, 16 tasks", " calls/s"),
-            target("min", value(r, TETHER, "tp"), 30_000, "sync, 16 threads", " calls/s"),
-            target(
-                "max",
-                sub_ratio(TETHER, FLOOR, "bulk"),
-                1.3,
-                "100,000 floats ÷ raw floor carrying the same packed bytes",
-            ),
-            target(
-                "min",
-                None if blob is None else BLOB_SIZE / blob / 1e6,
-                1.0,
-                "64 MiB bytes, native sync",
-                " GB/s",
-            ),
-            target(
-                "max",
-                sub_ratio(TETHER, FLOOR, "spawn"),
-                1.5,
-                "spawn to first call ÷ raw Python floor",
-            ),
-            target(
-                "max",
-                sub_ratio(GRPC_PLAIN, GRPCIO, "seq"),
-                1.10,
-                "tether gRPC path ÷ bare grpcio (sequential median)",
-            ),
-            target(
-                "max",
-                sub_ratio(GRPC_MTLS, GRPC_PLAIN, "seq"),
-                1.15,
-                "AutoMTLS ÷ plaintext (tether gRPC path, sequential median)",
-            ),
-        ]
+        f"| {v.what} (goal {v.goal}) | {v.shown} | {v.verdict} |" for v in verdicts.values()
     )
+    bounds = render(r.profiles, verdicts, plan.quick)
 
     not_measured = []
     for label, figs in r.notes.items():
@@ -551,6 +565,7 @@ the asyncio client against task-based subjects, the sync client against the othe
 |---|---|---|
 {targets}
 
+{bounds}
 ## Not measured
 
 {nm}

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-__all__ = ["ENV_LOG_LEVEL", "ENV_TRANSPORT", "ENV_WATCH_STDIN"]
+__all__ = ["ENV_LOG_LEVEL", "ENV_TRANSPORT", "ENV_WATCH_STDIN", "TRACE"]
 
 # "1": the host gave the plugin a pipe as stdin that it never writes; EOF means the host died.
 ENV_WATCH_STDIN = "TETHER_WATCH_STDIN"
@@ -10,3 +10,6 @@ ENV_WATCH_STDIN = "TETHER_WATCH_STDIN"
 ENV_TRANSPORT = "TETHER_TRANSPORT"
 # The host logger's level name, so the plugin does not format records nobody will show.
 ENV_LOG_LEVEL = "TETHER_LOG_LEVEL"
+# hclog's TRACE level (below DEBUG). Here, not in _hclog, so a plugin registers the level name
+# at start-up without importing the formatter (TETHER_LOG_LEVEL may say TRACE).
+TRACE = 5

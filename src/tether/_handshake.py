@@ -9,7 +9,6 @@ and Go plugins and its errors read like the ones users already search for.
 
 from __future__ import annotations
 
-import json
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
@@ -102,6 +101,8 @@ def _go_atoi(text: str) -> int | None:
 
 def _go_quote(text: str) -> str:
     # Close to Go's %q: double quotes with escapes, so empty or odd values stay visible.
+    import json  # only error messages quote; a plugin's start-up does not pay for json
+
     return json.dumps(text, ensure_ascii=False)
 
 

@@ -18,6 +18,8 @@ from typing import Any
 
 import msgspec
 
+from ._env import TRACE
+
 __all__ = [
     "TRACE",
     "HclogFormatter",
@@ -26,7 +28,6 @@ __all__ = [
     "relay",
 ]
 
-TRACE = 5
 logging.addLevelName(TRACE, "TRACE")
 
 _LEVELS_BY_NAME = {

@@ -11,15 +11,13 @@ import sys
 import threading
 import time
 from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any, Final
+from typing import TYPE_CHECKING, Any, Final, TypeGuard
 
 from . import _handshake as hs
 from ._dispatch import AfterReply, ExportTable
 from ._endpoint import SyncEndpoint
-from ._env import ENV_LOG_LEVEL, ENV_TRANSPORT, ENV_WATCH_STDIN
+from ._env import ENV_LOG_LEVEL, ENV_TRANSPORT, ENV_WATCH_STDIN, TRACE
 from ._errors import ConfigError, HandshakeError, TetherError
-from ._grpc_broker import GRPCPlugin
-from ._hclog import HclogFormatter
 from ._interface import Interface, find_interface, spec_of
 from ._transport import (
     check_peer,
@@ -32,13 +30,15 @@ from ._transport import (
 if TYPE_CHECKING:
     import ssl
 
+    from ._grpc_broker import GRPCPlugin
     from ._grpc_server import GRPCServe
+
+    Plugin = Interface | GRPCPlugin[Any]
 
 __all__ = ["serve"]
 
-Plugin = Interface | GRPCPlugin[Any]
-
 log = logging.getLogger("tether.server")
+logging.addLevelName(TRACE, "TRACE")  # as _hclog does, which serving imports only on a record
 
 _PARENT_POLL: Final = 0.25  # seconds between checks that the host is still alive
 
@@ -90,12 +90,12 @@ def _plugin_sets(
         raise ConfigError("serve() needs `plugins` or `versioned_plugins`")
     for version, members in sets.items():
         for name, impl in members.items():
-            if not isinstance(impl, Interface | GRPCPlugin):
+            if not isinstance(impl, Interface) and not _is_grpc(impl):
                 raise ConfigError(
                     f"plugin {name!r} (version {version}) is a {type(impl).__qualname__}, "
                     "neither an implementation of a tether.Interface nor a tether.GRPCPlugin"
                 )
-        kinds = {isinstance(impl, GRPCPlugin) for impl in members.values()}
+        kinds = {_is_grpc(impl) for impl in members.values()}
         if len(kinds) > 1:
             raise ConfigError(
                 f"plugin set version {version} mixes gRPC plugins and native interfaces; "
@@ -104,12 +104,41 @@ def _plugin_sets(
     return sets
 
 
+def _is_grpc(impl: object) -> TypeGuard[GRPCPlugin[Any]]:
+    """Whether impl is a GRPCPlugin, without importing the gRPC side for native plugins.
+
+    A GRPCPlugin instance exists only once its module is imported, so an unimported module
+    means "no"; native plugins never pay for the import.
+    """
+    module = sys.modules.get("tether._grpc_broker")
+    return module is not None and isinstance(impl, module.GRPCPlugin)
+
+
+class _HclogOnFirstRecord(logging.Formatter):
+    """Formats like HclogFormatter, importing it only when a first record is formatted.
+
+    Most plugins log nothing before their first call (often nothing at all), so start-up
+    skips _hclog's imports.
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._inner: logging.Formatter | None = None
+
+    def format(self, record: logging.LogRecord) -> str:
+        if self._inner is None:
+            from ._hclog import HclogFormatter
+
+            self._inner = HclogFormatter()
+        return self._inner.format(record)
+
+
 def _configure_logging() -> None:
     root = logging.getLogger()
     if root.handlers:
         return
     handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(HclogFormatter())
+    handler.setFormatter(_HclogOnFirstRecord())
     root.addHandler(handler)
     level = os.environ.get(ENV_LOG_LEVEL, "INFO").upper()
     root.setLevel(level if level in logging.getLevelNamesMapping() else logging.INFO)
@@ -127,7 +156,7 @@ class _PluginServer:
         self._endpoints: set[SyncEndpoint] = set()
         self._lock = threading.Lock()
         self._grpc: GRPCServe | None = None
-        self.is_grpc = any(isinstance(p, GRPCPlugin) for p in self.plugins.values())
+        self.is_grpc = any(_is_grpc(p) for p in self.plugins.values())
 
     # ----------------------------------------------------------------- start-up
 
@@ -158,7 +187,7 @@ class _PluginServer:
 
             cert = generate_certificate()
         self._grpc = GRPCServe(
-            {n: p for n, p in self.plugins.items() if isinstance(p, GRPCPlugin)},
+            {n: p for n, p in self.plugins.items() if _is_grpc(p)},
             self.version,
             cert=cert,
             host_cert_pem=client_pem,
