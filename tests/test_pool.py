@@ -242,7 +242,7 @@ def test_killed_repeatedly_under_load(make_pool: MakePool) -> None:
                 pytest.fail("a pid the pool reports as running is gone")
             # The pool learns of the death when its supervisor reaps the process: only then
             # does the victim leave the running set (on a loaded machine, a while later).
-            assert wait_until(lambda v=victim: v not in running_pids(pool), WAIT)
+            assert wait_until(lambda: victim not in running_pids(pool), WAIT)  # noqa: B023
         assert wait_until(lambda: len(running_pids(pool)) == 3, WAIT)
         assert succeeding(ok, 20)
     finally:
