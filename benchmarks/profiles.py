@@ -432,7 +432,7 @@ def render(p: Profiles, verdicts: dict[str, Verdict], quick: bool) -> str:
         if len(tp_keys) == 2:
             v = verdicts["sync16"]
             text.append(f"Sync, 16 threads: **{v.shown}** against {v.goal}: {v.verdict}.\n")
-        text.append(f"{SPLIT_HEAD}\n")
+        text.append(SPLIT_HEAD)
         for key, name in (
             ("tp_async", "asyncio client, 16 tasks"),
             ("tp_sync", "sync, 16 threads"),
