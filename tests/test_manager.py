@@ -604,43 +604,41 @@ def test_status_and_health(lab: Lab) -> None:
 
 
 def test_auto_scan_starts_a_plugin_dropped_into_a_watched_folder(lab: Lab) -> None:
-    from tether._watch import Watcher
-
     watched = lab.root / "watched"
     watched.mkdir()
     config = lab.config({}, discovery={"paths": [str(watched)], "auto_scan": True})
-    manager = PluginManager.from_config(config)
-    applied = threading.Event()
-
-    def on_change(found: Any) -> None:
-        if manager.apply(found.specs)[0]:
-            applied.set()
-
-    assert manager.config is not None
-    watcher = Watcher(manager.config, on_change, source=str(config))
     pid = None
-    with manager:
+    with PluginManager.from_config(config) as manager:
         manager.start()
-        watcher.start()
-        try:
-            # Dropped in after the manager started: a folder with a manifest and the plugin.
-            staging = lab.root / "staging"
-            staging.mkdir()
-            shutil.copy(PLUGIN_SRC, staging / "plugin.py")
-            (staging / "tether.toml").write_text(
-                'name = "dropped"\nversion = "2.0"\n[run]\ncommand = ["python", "plugin.py"]\n'
-            )
-            staging.rename(watched / "dropped")
-            assert applied.wait(30), "the watcher never reported the new plugin"
-            deadline = time.monotonic() + 30
-            while manager.state("dropped") is not PluginState.RUNNING:
-                assert time.monotonic() < deadline, manager.state("dropped")
-                time.sleep(0.05)
-            greeter = manager.dispense("dropped", Greeter, name="greeter")
-            assert greeter.hello("scan") == "greeter: hello scan"
-            pid = greeter.pid()
-            assert manager.status()[0].version == "2.0"
-        finally:
-            watcher.stop()
-    assert pid is not None
-    assert wait_gone([pid]) == []
+        watcher = manager.watch()
+        assert manager.watch() is watcher  # idempotent
+        # Dropped in after the manager started: a folder with a manifest and the plugin.
+        staging = lab.root / "staging"
+        staging.mkdir()
+        shutil.copy(PLUGIN_SRC, staging / "plugin.py")
+        (staging / "tether.toml").write_text(
+            'name = "dropped"\nversion = "2.0"\n[run]\ncommand = ["python", "plugin.py"]\n'
+        )
+        staging.rename(watched / "dropped")
+        deadline = time.monotonic() + 30
+        while (
+            "dropped" not in {s.name for s in manager.plugins()}
+            or manager.state("dropped") is not PluginState.RUNNING
+        ):
+            assert time.monotonic() < deadline, "the dropped plugin never started"
+            time.sleep(0.05)
+        greeter = manager.dispense("dropped", Greeter, name="greeter")
+        assert greeter.hello("scan") == "greeter: hello scan"
+        pid = greeter.pid()
+        assert manager.status()[0].version == "2.0"
+        # Taken away again: stopped.
+        shutil.rmtree(watched / "dropped")
+        while "dropped" in {s.name for s in manager.plugins()}:
+            assert time.monotonic() < deadline + 30, "the removed plugin is still known"
+            time.sleep(0.05)
+        assert wait_gone([pid]) == []
+
+
+def test_watch_needs_a_configuration() -> None:
+    with pytest.raises(ConfigError, match="from_config"):
+        PluginManager().watch()

@@ -32,7 +32,7 @@ from types import TracebackType
 from typing import Any, TypeVar, overload
 
 from ._config import ManagerConfig, SecuritySettings, load_config
-from ._discovery import discover
+from ._discovery import Discovery, discover
 from ._errors import (
     ConfigError,
     PluginNotRunningError,
@@ -47,6 +47,7 @@ from ._interface import Interface
 from ._pool import Pool
 from ._resolve import DependencyError, resolve
 from ._spec import PluginSpec
+from ._watch import Watcher
 
 __all__ = ["EVENT_HISTORY", "PluginManager", "verify_spec"]
 
@@ -127,6 +128,9 @@ class PluginManager:
         logger: logging.Logger | None = None,
     ) -> None:
         self.config: ManagerConfig | None = None
+        # What `from_config` discovered with, so `watch()` rediscovers the same way.
+        self._discovery: tuple[str, Mapping[str, str] | None, HandshakeConfig | None] | None = None
+        self._watcher: Watcher | None = None
         self.security = security or SecuritySettings()
         self.logger = logger or logging.getLogger("tether.manager")
         # Pools log under `tether.pool.<name>` unless the host chose a logger.
@@ -172,6 +176,7 @@ class PluginManager:
             )
         manager = cls(found.specs, security=loaded.security)
         manager.config = loaded
+        manager._discovery = (source, environ, handshake)
         return manager
 
     # ----------------------------------------------------------------------------------
@@ -636,8 +641,39 @@ class PluginManager:
             for level in self._stop_levels(selected, include_dependents=True):
                 self._stop_level(level, timeout)
 
+    def watch(self) -> Watcher:
+        """Auto-scan: discover again whenever the configuration's discovery paths change
+        (file watching; polling every `scan_interval` as the fallback) and `apply()` what was
+        found, so a plugin dropped into a watched folder starts and a removed one stops.
+        Needs a manager made by `from_config`; `close()` stops the watcher. Idempotent."""
+        if self.config is None or self._discovery is None:
+            raise ConfigError("watch() needs a manager made by PluginManager.from_config()")
+        if self._watcher is None:
+            source, environ, handshake = self._discovery
+
+            def on_change(found: Discovery) -> None:
+                for problem in found.problems:
+                    self.logger.warning("discovery: %s", problem)
+                added, removed, changed = self.apply(found.specs)
+                if added or removed or changed:
+                    self.logger.info(
+                        "discovery: added %s, removed %s, changed %s",
+                        added or "none",
+                        removed or "none",
+                        changed or "none",
+                    )
+
+            self._watcher = Watcher(
+                self.config, on_change, source=source, environ=environ, handshake=handshake
+            )
+            self._watcher.start()
+        return self._watcher
+
     def close(self) -> None:
-        """Stop every plugin."""
+        """Stop the watcher, if any, and every plugin."""
+        watcher, self._watcher = self._watcher, None
+        if watcher is not None:
+            watcher.stop()
         self.stop()
 
     def __enter__(self) -> PluginManager:
