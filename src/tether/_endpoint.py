@@ -350,7 +350,7 @@ class SyncEndpoint:
     def _recv_with_fds(self, buf: bytearray) -> int:
         """recv_into() that also queues descriptors the peer sent along (Unix sockets)."""
         size, ancillary, flags, _ = self._sock.recvmsg_into([buf], _shm.ANC_SIZE, _shm.RECV_FLAGS)
-        if ancillary or flags:
+        if ancillary or flags & _shm.MSG_CTRUNC:
             _shm.fds_from_ancillary(ancillary, flags, self._codec.fds_in)
         return size
 

@@ -85,7 +85,7 @@ class FdTransport(asyncio.Transport):
         except OSError as exc:
             self._connection_lost(exc)
             return
-        if ancillary or flags:
+        if ancillary or flags & _shm.MSG_CTRUNC:
             try:
                 protocol.fds_received(ancillary, flags)
             except Exception as exc:

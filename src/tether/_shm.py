@@ -37,6 +37,7 @@ __all__ = [
     "EXT_NDARRAY",
     "EXT_SHM",
     "MAX_FDS",
+    "MSG_CTRUNC",
     "RECV_FLAGS",
     "SHM_THRESHOLD",
     "FdFrame",
@@ -59,7 +60,11 @@ MAX_FDS: Final = 16
 ANC_SIZE: Final = socket.CMSG_SPACE(MAX_FDS * 4) if hasattr(socket, "CMSG_SPACE") else 0
 # Received descriptors are close-on-exec from the start: a plugin launched meanwhile by
 # another thread must not inherit them.
-RECV_FLAGS: Final = getattr(socket, "MSG_CMSG_CLOEXEC", 0)
+RECV_FLAGS: Final = int(getattr(socket, "MSG_CMSG_CLOEXEC", 0))
+# The only received flag that matters: ancillary data was cut short. A plain int, because the
+# socket module's flags are enum members whose `&` runs Python code on every read (and Linux
+# echoes MSG_CMSG_CLOEXEC back in every read's flags).
+MSG_CTRUNC: Final = int(getattr(socket, "MSG_CTRUNC", 0))
 EXT_SHM: Final = 2
 # The control method that asks the peer to read with recvmsg() from now on. Reading with
 # recv_into() is ~1 µs cheaper per read, but would drop (close) descriptors sent along; so a
@@ -262,7 +267,7 @@ def fds_from_ancillary(
             into.extend(
                 int.from_bytes(data[i * 4 : i * 4 + 4], sys.byteorder) for i in range(count)
             )
-    if flags & getattr(socket, "MSG_CTRUNC", 0):
+    if flags & MSG_CTRUNC:
         raise ProtocolError(f"the peer sent more than {MAX_FDS} shared buffers in one read")
 
 
