@@ -35,11 +35,11 @@ def user_env(tmp_path: Path) -> dict[str, str]:
 
 
 def run(
-    *args: str, env: dict[str, str] | None = None, cwd: Path = EXAMPLES
+    *args: str, env: dict[str, str] | None = None, cwd: Path = EXAMPLES, timeout: float = 60
 ) -> subprocess.CompletedProcess[str]:
     assert SCRIPT is not None, "the tether console script is not installed in the venv"
     return subprocess.run(
-        [SCRIPT, *args], capture_output=True, text=True, timeout=60, env=env, cwd=cwd
+        [SCRIPT, *args], capture_output=True, text=True, timeout=timeout, env=env, cwd=cwd
     )
 
 
@@ -352,6 +352,8 @@ def test_call_plugin_option_names_the_served_object(user_env: dict[str, str]) ->
     assert_one_line_error(proc, "serves no 'calc'", "did you mean 'calculator'")
 
 
+# On a machine whose package caches are cold, the install downloads tether's dependencies.
+@pytest.mark.timeout(600)
 def test_install_then_call_runs_in_the_plugins_environment(
     tmp_path: Path, user_env: dict[str, str]
 ) -> None:
@@ -372,7 +374,7 @@ def test_install_then_call_runs_in_the_plugins_environment(
     (listed,) = json.loads(proc.stdout)["plugins"]
     assert "tether install old" in listed["problem"]
 
-    proc = run("install", env=user_env, cwd=tmp_path)
+    proc = run("install", env=user_env, cwd=tmp_path, timeout=540)
     assert proc.returncode == 0, proc.stderr
     assert f"installed old in {tmp_path / 'envs'}" in proc.stdout
 

@@ -53,6 +53,11 @@ def spec_of(config: ManagerConfig, name: str) -> PluginSpec:
     return found.by_name()[name]
 
 
+# Installs download tether's dependencies when the package caches are cold (a fresh CI
+# machine): far slower than the suite's 60 s default, and not a hang.
+pytestmark = pytest.mark.timeout(600)
+
+
 def test_clashing_requirements_run_side_by_side(tmp_path: Path) -> None:
     assert importlib.util.find_spec("clashlib") is None  # the host never sees it
     assert find_uv() is not None  # the dev extra installs uv: auto must pick it
