@@ -126,6 +126,21 @@ def test_an_unusable_pattern_is_a_problem(tmp_path: Path) -> None:
     assert "'/abs/tether.toml'" in problem
 
 
+def test_certificate_files_are_refused_not_ignored(tmp_path: Path) -> None:
+    for name in ("cert.pem", "key.pem"):
+        (tmp_path / name).write_text("unused")
+    config = make_config(
+        security={
+            "tls": {"cert_file": str(tmp_path / "cert.pem"), "key_file": str(tmp_path / "key.pem")}
+        }
+    )
+    found = discover(config, source="plugins.yaml")
+    assert any(
+        "plugins.yaml: security.tls" in problem and "security.auto_mtls: true" in problem
+        for problem in found.problems
+    ), found.problems
+
+
 def test_two_manifests_with_one_name_are_both_refused(tmp_path: Path) -> None:
     first = write_plugin(tmp_path / "p" / "one", "twin")
     second = write_plugin(tmp_path / "p" / "two", "twin")
