@@ -113,15 +113,15 @@ def _wake(w: _Waiter) -> None:
 
 
 class _Inflight:
-    """A request from the peer that this side is running."""
+    """A request from the peer that this side is running.
 
-    __slots__ = ("cond", "credit", "ctx", "on_credit")
+    Class-level defaults and no __init__, as for _Waiter: one is made per request.
+    """
 
-    def __init__(self, ctx: CallContext) -> None:
-        self.ctx = ctx
-        self.credit = STREAM_WINDOW
-        self.cond: threading.Condition | None = None
-        self.on_credit: Callable[[], None] | None = None  # wakes an async generator's sender
+    ctx: CallContext  # set right after creation
+    credit = STREAM_WINDOW
+    cond: threading.Condition | None = None
+    on_credit: Callable[[], None] | None = None  # wakes an async generator's sender
 
 
 class SyncEndpoint:
@@ -482,16 +482,28 @@ class SyncEndpoint:
         """Read and deliver messages until `w` is signalled, time runs out or a request comes."""
         decoder, codec, pending = self._decoder, self._codec, self._pending
         rbuf, rview = self._rbuf, self._rview
-        recv_into = self._recv_with_fds if self._reads_fds else self._sock.recv_into
+        sock, rbufs = self._sock, [rbuf]
+        recv_into = sock.recv_into
+        # _recv_with_fds(), inlined below while `reads_fds`: a call costs ~0.4 µs here.
+        reads_fds = self._reads_fds
         payload: bytes | bytearray | memoryview | None
         while not (w.done or w.items):
-            buffered = decoder.buffered
+            # decoder.buffered without the property call: the decoder empties its buffer
+            # whenever all of it is consumed, so a non-empty buffer means bytes are waiting.
+            buffered = bool(decoder._buf)
             payload = decoder.next_payload() if buffered else None
             if payload is None:
                 if deadline is not None and not self._readable(deadline):
                     return None
                 try:
-                    size = recv_into(rbuf)
+                    if reads_fds:
+                        size, ancillary, flags, _ = sock.recvmsg_into(
+                            rbufs, _shm.ANC_SIZE, _shm.RECV_FLAGS
+                        )
+                        if ancillary or flags & _shm.MSG_CTRUNC:
+                            _shm.fds_from_ancillary(ancillary, flags, codec.fds_in)
+                    else:
+                        size = recv_into(rbuf)
                 except (OSError, ProtocolError) as exc:
                     self._fail(exc)
                     return None
@@ -532,8 +544,7 @@ class SyncEndpoint:
                 if message[2] == CONTROL_OBJECT and message[3] == _shm.CONTROL_METHOD:
                     # Switch to recvmsg() here, in the reading thread, before the answer
                     # lets the peer send descriptors.
-                    self._reads_fds = self._codec.shm_ready is not None
-                    recv_into = self._recv_with_fds if self._reads_fds else recv_into
+                    self._reads_fds = reads_fds = self._codec.shm_ready is not None
                     self._send_quiet([RESPONSE, message[1], self._reads_fds])
                     continue
                 return message
@@ -648,7 +659,8 @@ class SyncEndpoint:
                 return self._execute_other(cid, method, args, resolved)
             found = resolved
         func, spec, is_async = found
-        entry = _Inflight(CallContext(cid, spec.qualname))
+        entry = _Inflight()
+        entry.ctx = CallContext(cid, spec.qualname)
         inline = self._inline
         me = threading.get_ident() if inline else None
         # One mutex round registers the request and, inline, makes this thread its owner
@@ -724,7 +736,18 @@ class SyncEndpoint:
                     ArgumentError(f"{spec.qualname}() returned a value that cannot be sent: {exc}"),
                 )
             )
-        self._send(frame)
+        # _send()'s common case (bytes, no pending releases), inlined: a call costs ~0.4 µs.
+        if type(frame) is not bytes or self._releases:
+            self._send(frame)
+            return
+        try:
+            with self._send_lock:
+                self._sock.sendall(frame)
+        except OSError as exc:
+            self._fail(exc)
+            self._closed_event.wait()  # as in _send
+            assert self._failed is not None
+            raise self._failed from None
 
     def _send_stream(self, cid: int, spec: MethodSpec, items: Any, entry: _Inflight) -> None:
         entry.cond = threading.Condition()

@@ -147,11 +147,20 @@ class MethodSpec:
         """
         scalars = self._scalar_types
         if not kwargs and scalars is not None and len(args) == len(scalars):
+            # check_args()'s fast path, inlined (ints given for floats included): bind() and
+            # check_args() would cost two more calls and a list per call.
+            converted: list[Any] | None = None
             for i, expected in enumerate(scalars):
-                if type(args[i]) is not expected:
-                    break
+                value = args[i]
+                if type(value) is not expected:
+                    if expected is float and type(value) is int:
+                        if converted is None:
+                            converted = list(args)
+                        converted[i] = float(value)
+                    else:
+                        break
             else:
-                return args
+                return args if converted is None else converted
         return self.check_args(self.bind(args, kwargs))
 
     def check_args(self, args: list[Any], make_proxy: _MakeProxy | None = None) -> list[Any]:

@@ -87,6 +87,7 @@ _EXT_OBJECT_REF: Final = 1
 
 # Arity of each message kind, indexed by kind; checked once per received message.
 _ARITY: Final = (5, 3, 6, 3, 2, 2, 3, 2)
+_KINDS: Final = len(_ARITY)
 
 
 class ObjectRef:
@@ -210,7 +211,23 @@ class Codec:
         except (msgspec.DecodeError, ValueError, TypeError, RecursionError) as exc:
             # RecursionError: a few KB of nested arrays from a hostile or broken peer.
             raise ProtocolError(f"malformed message: {exc}") from None
-        return check_message(message)
+        # check_message()'s valid case, inlined: one call and two len() fewer per message.
+        if (
+            type(message) is list
+            and message
+            and type(kind := message[0]) is int
+            and 0 <= kind < _KINDS
+            and len(message) == _ARITY[kind]
+            and type(message[1]) is int
+            and (
+                kind != REQUEST
+                or (
+                    type(message[2]) is int and type(message[3]) is str and type(message[4]) is list
+                )
+            )
+        ):
+            return message
+        raise _malformed(message)
 
 
 def check_message(message: Any) -> list[Any]:
@@ -221,7 +238,7 @@ def check_message(message: Any) -> list[Any]:
         type(message) is list
         and message
         and type(kind := message[0]) is int
-        and 0 <= kind < len(_ARITY)
+        and 0 <= kind < _KINDS
         and len(message) == _ARITY[kind]
         and type(message[1]) is int
         and (
