@@ -204,7 +204,28 @@ class SyncEndpoint:
         w = _Waiter()
         cid, lead = self._request(oid, spec.name, wire_args, w, True, spec.buffer_args)
         if limit is None:
-            self._wait(w, None, lead)  # without a deadline, all _await() does
+            if lead:
+                # _wait()'s first round, inlined for the usual sequential call: this thread
+                # reads its own answer, then steps down (a function call costs ~0.4 µs here).
+                request = None
+                try:
+                    request = self._lead(w, None)
+                finally:
+                    if request is None or not self._inline:
+                        with self._mu:
+                            if self._idle or request is not None:
+                                self._pass_lead_locked(spawn=request is not None)
+                            else:
+                                self._leading = False
+                if request is not None:
+                    # A request (a callback) came first: run it, then wait as _wait() does.
+                    lead = self._execute(request)
+                    request = None  # not kept alive while this thread waits
+                    self._wait(w, None, lead)
+                elif not (w.done or w.items or self._failed is not None):
+                    self._wait(w, None)
+            else:
+                self._wait(w, None)  # without a deadline, all _await() does
         else:
             self._await(cid, w, spec.qualname, time.monotonic() + limit, lead)
         if w.error is not None:
