@@ -724,7 +724,7 @@ class SyncEndpoint:
             found = resolved
         func, spec, is_async = found
         entry = _Inflight()
-        entry.ctx = CallContext(cid, spec.qualname)
+        entry.ctx = ctx = CallContext(cid, spec.qualname)
         inline = self._inline
         me = threading.get_ident() if inline else None
         # One mutex round registers the request and, inline, makes this thread its owner
@@ -737,10 +737,29 @@ class SyncEndpoint:
                 self._inline_since = time.monotonic()
         if inline and not self._watchdog_started:
             self._ensure_watchdog()
-        token = CURRENT.set(entry.ctx)
+        token = CURRENT.set(ctx)
         handed_off = False
         try:
-            result = func(*spec.check_args(args, self._make_proxy))
+            # check_args()'s fast path (scalars of their hinted types, ints for floats),
+            # inlined: a function call costs ~0.4 µs here.
+            scalars = spec._scalar_types
+            checked: list[Any] | None = None
+            if scalars is not None and len(args) == len(scalars):
+                checked = args
+                for i, expected in enumerate(scalars):
+                    value = args[i]
+                    if type(value) is not expected:
+                        if expected is float and type(value) is int:
+                            args[i] = float(value)
+                        else:
+                            checked = None
+                            break
+            if checked is None:
+                # Not kept in a local: proxies among the arguments must die (and queue their
+                # RELEASE) as soon as the implementation returns, before the reply goes out.
+                result = func(*spec.check_args(args, self._make_proxy))
+            else:
+                result = func(*checked)
             if is_async or (type(result) not in _NEVER_AWAITABLE and inspect.isawaitable(result)):
                 handed_off = True
                 self._async_runner().submit(self, cid, spec, result, entry)
