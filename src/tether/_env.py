@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-__all__ = ["ENV_LOG_LEVEL", "ENV_TRANSPORT", "ENV_WATCH_STDIN", "TRACE"]
+__all__ = ["ENV_LOG_LEVEL", "ENV_SPIN_US", "ENV_TRANSPORT", "ENV_WATCH_STDIN", "TRACE"]
 
 # "1": the host gave the plugin a pipe as stdin that it never writes; EOF means the host died.
 ENV_WATCH_STDIN = "TETHER_WATCH_STDIN"
@@ -13,3 +13,5 @@ ENV_LOG_LEVEL = "TETHER_LOG_LEVEL"
 # hclog's TRACE level (below DEBUG). Here, not in _hclog, so a plugin registers the level name
 # at start-up without importing the formatter (TETHER_LOG_LEVEL may say TRACE).
 TRACE = 5
+# Microseconds a reader polls its socket before sleeping (0: never); read by host and plugin.
+ENV_SPIN_US = "TETHER_SPIN_US"
