@@ -475,6 +475,48 @@ def test_callback_error_reaches_the_plugin_and_comes_back(f: Any) -> None:
     assert f.add(1, 1) == 2.0
 
 
+class SlowListener(Listener):
+    def notify(self, value: int) -> int:
+        time.sleep(0.6)
+        return value
+
+
+def test_cancel_reaches_a_call_waiting_on_its_callback(
+    f: Any, request: pytest.FixtureRequest
+) -> None:
+    # The plugin's thread reads its callback's answer itself, so it reads the CANCEL too:
+    # the request it runs must be findable then.
+    name = tag(request)
+    with pytest.raises(tether.CallTimeoutError), tether.timeout(0.2):
+        f.cancelled_during_callback(SlowListener(), name, LIMIT)
+    assert f.wait_cancelled(name, LIMIT)
+    assert f.add(1, 1) == 2.0
+
+
+class SignallingListener(Listener):
+    def __init__(self) -> None:
+        self.entered = threading.Event()
+
+    def notify(self, value: int) -> int:
+        self.entered.set()
+        time.sleep(0.5)
+        return value
+
+
+def test_a_request_arriving_during_a_callback_does_not_block_the_waiting_call(
+    f: Any, request: pytest.FixtureRequest
+) -> None:
+    # The second call waits for what the first does after its callback returns: run on top
+    # of the first one's thread, it would keep that from going on until it gave up.
+    name = tag(request)
+    listener = SignallingListener()
+    with ThreadPoolExecutor(1) as pool:
+        first = pool.submit(f.flag_after_callback, listener, name)
+        assert listener.entered.wait(LIMIT)
+        assert f.wait_started(name, LIMIT)
+        assert first.result(LIMIT) is True
+
+
 def test_callback_argument_must_implement_the_interface(f: Any) -> None:
     with pytest.raises(tether.ArgumentError) as info:
         f.call_listener(object(), 1)

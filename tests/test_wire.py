@@ -146,6 +146,39 @@ def test_many_frames_arbitrary_chunking(msgs: list[list[Any]], data: st.DataObje
     assert decode_all(stream, cuts) == msgs
 
 
+def split_all(data: bytes, cuts: list[int]) -> list[Any]:
+    """decode_all() through FrameDecoder.split(), each chunk read into one reused buffer."""
+    codec = Codec()
+    decoder = FrameDecoder()
+    out: list[Any] = []
+    bounds = [0, *sorted(set(cuts)), len(data)]
+    buf = bytearray(len(data) + 1)
+    for start, end in itertools.pairwise(bounds):
+        buf[: end - start] = data[start:end]
+        for payload in decoder.split(memoryview(buf)[: end - start]):
+            out.append(codec.decode(payload))
+        # The next read overwrites the buffer: nothing split off may still point into it.
+        buf[:] = b"\xff" * len(buf)
+    assert decoder.buffered == 0
+    return out
+
+
+@settings(max_examples=60)
+@given(st.lists(messages, max_size=8), st.data())
+def test_split_gives_every_frame_whatever_the_chunking(
+    msgs: list[list[Any]], data: st.DataObject
+) -> None:
+    stream = frames_of(msgs)
+    cuts = data.draw(st.lists(st.integers(0, len(stream)), max_size=20))
+    assert split_all(stream, cuts) == msgs
+
+
+def test_split_refuses_an_oversized_frame() -> None:
+    decoder = FrameDecoder(100)
+    with pytest.raises(tether.ProtocolError, match="exceeds the limit of 100"):
+        decoder.split(memoryview(raw_frame(b"x" * 10) + HEADER.pack(101)))
+
+
 @settings(max_examples=30, suppress_health_check=[HealthCheck.too_slow])
 @given(st.lists(messages, min_size=1, max_size=3))
 def test_split_at_every_point(msgs: list[list[Any]]) -> None:

@@ -151,11 +151,19 @@ class AsyncEndpoint(asyncio.BufferedProtocol):
         return self._view
 
     def buffer_updated(self, nbytes: int) -> None:
-        decoder = self._decoder
+        decode, pending = self._codec.decode, self._pending
         try:
-            decoder.feed(self._view[:nbytes])
-            while (payload := decoder.next_payload()) is not None:
-                self._dispatch(self._codec.decode(payload))
+            for payload in self._decoder.split(self._view[:nbytes]):
+                message = decode(payload)
+                # _dispatch()'s most common case, inlined: the answer to a plain call.
+                if message[0] == RESPONSE:
+                    slot = pending.get(message[1])
+                    if slot is not None and not isinstance(slot, _StreamState):
+                        del pending[message[1]]
+                        if not slot.done():
+                            slot.set_result(message[2])
+                        continue
+                self._dispatch(message)
         except ProtocolError as exc:
             self._fail(exc)
 

@@ -97,6 +97,9 @@ _WATCHDOG_MAX: Final = 0.02
 # Results of these types are never awaitable: skips inspect.isawaitable() (~1 µs here).
 _NEVER_AWAITABLE: Final = frozenset({int, float, str, bytes, bool, type(None), list, dict, tuple})
 
+# What _lead() returns when it ran a request inline and lost the reading role meanwhile.
+_HANDED_ON: Final[list[Any]] = []
+
 ControlHandler = Callable[["SyncEndpoint", str, list[Any]], Any]
 LostError = Callable[[BaseException | None], BaseException]
 
@@ -131,6 +134,7 @@ class _Inflight:
     """
 
     ctx: CallContext  # set right after creation
+    cid = 0
     credit = STREAM_WINDOW
     cond: threading.Condition | None = None
     on_credit: Callable[[], None] | None = None  # wakes an async generator's sender
@@ -158,6 +162,8 @@ class SyncEndpoint:
         self._lost_error = lost_error or _default_lost_error
         self._inline = inline
         self._inline_owner: int | None = None
+        # The request the owner runs, registered in _inflight only if the role is taken.
+        self._inline_entry: _Inflight | None = None
         self._inline_since = 0.0
         self._watchdog_started = False
         # Shared memory: whether the peer was asked and agreed to receive descriptors (None:
@@ -170,6 +176,9 @@ class SyncEndpoint:
             shm_ready=self._shm_ready if _shm.supported(sock) else None,
         )
         self._decoder = FrameDecoder(max_frame)
+        # Payloads of one read that held several frames: slices of the receive buffer, all
+        # consumed (by whichever thread reads) before the buffer is read into again.
+        self._payloads: deque[memoryview | bytes] = deque()
         # One receive buffer, reused: recv(n) would allocate (and for large n, mmap) n bytes
         # on every read.
         self._rbuf = bytearray(_RECV_SIZE)
@@ -227,7 +236,7 @@ class SyncEndpoint:
                                 self._leading = False
                 if request is not None:
                     # A request (a callback) came first: run it, then wait as _wait() does.
-                    lead = self._execute(request)
+                    lead = request is not _HANDED_ON and self._execute(request)
                     request = None  # not kept alive while this thread waits
                     self._wait(w, None, lead)
                 elif not (w.done or w.items or self._failed is not None):
@@ -425,6 +434,7 @@ class SyncEndpoint:
         `lead` says the calling thread already holds the reading role (a fresh worker).
         """
         mu = self._mu
+        nested = False  # called from inside an inline request this thread runs
         while True:
             if not lead:
                 with mu:
@@ -435,8 +445,8 @@ class SyncEndpoint:
                     elif self._inline_owner == threading.get_ident():
                         # A call made from inside an inline request: this thread still
                         # holds the reading role, so it keeps reading.
-                        self._inline_owner = None
-                        lead = True
+                        self._end_inline_locked()
+                        lead = nested = True
                     else:
                         if w.lock is None:
                             w.lock = threading.Lock()
@@ -454,10 +464,16 @@ class SyncEndpoint:
                         with mu:
                             if self._idle or request is not None:
                                 self._pass_lead_locked(spawn=request is not None)
+                            elif nested:
+                                # Back to the inline request: it owns the role again, so
+                                # the watchdog hands it on if the request goes on long
+                                # (else nobody would read, say, a CANCEL for it).
+                                self._inline_since = time.monotonic()
+                                self._inline_owner = threading.get_ident()
                             else:
                                 self._leading = False
                 if request is not None:
-                    lead = self._execute(request)
+                    lead = request is not _HANDED_ON and self._execute(request)
                     # A thread may now sleep for long: it must not keep the request's
                     # arguments (say a 64 MiB buffer or its mapping) alive meanwhile.
                     request = None
@@ -506,8 +522,18 @@ class SyncEndpoint:
                 interval = _WATCHDOG_MIN
                 if time.monotonic() - since < _WATCHDOG_MIN:
                     continue
-                self._inline_owner = None
+                self._end_inline_locked()
                 self._pass_lead_locked(spawn=True)
+
+    def _end_inline_locked(self) -> None:
+        """The inline request's thread stops reading while it runs (mutex held)."""
+        self._inline_owner = None
+        entry = self._inline_entry
+        if entry is not None:
+            # Someone else reads from now on: CANCEL and CREDIT for it must find it.
+            self._inline_entry = None
+            self._inflight[entry.cid] = entry
+            self._executing += 1
 
     def _step_down(self, read_request: bool) -> None:
         with self._mu:
@@ -539,12 +565,17 @@ class SyncEndpoint:
         decode = codec._decoder.decode
         spin_ns = self._spin_ns
         monotonic_ns = time.monotonic_ns
+        payloads = self._payloads
         payload: bytes | bytearray | memoryview | None
         while not (w.done or w.items):
-            # decoder.buffered without the property call: the decoder empties its buffer
-            # whenever all of it is consumed, so a non-empty buffer means bytes are waiting.
-            buffered = bool(decoder._buf)
-            payload = decoder.next_payload() if buffered else None
+            if payloads:
+                payload = payloads.popleft()
+                buffered = True
+            else:
+                # decoder.buffered without the property call: the decoder empties its buffer
+                # whenever all of it is consumed, so a non-empty buffer means bytes wait.
+                buffered = bool(decoder._buf)
+                payload = decoder.next_payload() if buffered else None
             if payload is None:
                 if deadline is not None and not self._readable(deadline):
                     return None
@@ -585,6 +616,13 @@ class SyncEndpoint:
                         # The usual case: exactly one whole frame arrived; decode it in
                         # place instead of copying it through the decoder's buffer.
                         payload = rview[4:size]
+                    elif not buffered:
+                        # Several frames (pipelined calls): decoded in place, in turn.
+                        got = decoder.split(rview[:size])
+                        if got:
+                            payload = got[0]
+                            if len(got) > 1:
+                                payloads.extend(got[1:])
                     else:
                         decoder.feed(rview[:size])
                         payload = decoder.next_payload()
@@ -633,6 +671,24 @@ class SyncEndpoint:
                     self._reads_fds = reads_fds = self._codec.shm_ready is not None
                     self._send_quiet([RESPONSE, message[1], self._reads_fds])
                     continue
+                if self._inline:
+                    if CURRENT.get() is not None:
+                        # This thread is inside a request, reading for a call it made. Run
+                        # here, the new request would sit on top of that one, which could
+                        # not go on before it ends (a deadlock if it waits for the first).
+                        threading.Thread(
+                            target=self._execute,
+                            args=(message, True),
+                            name=f"tether-{self.name}-request",
+                            daemon=True,
+                        ).start()
+                        continue
+                    # Run it here, still reading afterwards: returning it to _wait() to be
+                    # run and coming back costs a call and this loop's set-up per request.
+                    if self._execute(message):
+                        reads_fds = self._reads_fds  # a nested call may have read the switch
+                        continue
+                    return _HANDED_ON
                 return message
             if kind <= ERROR and pending.get(message[1]) is w:
                 # Our own answer: only this thread looks at `w`, so no mutex is needed.
@@ -727,38 +783,44 @@ class SyncEndpoint:
 
     # ----------------------------------------------------------------- serving requests
 
-    def _execute(self, message: list[Any]) -> bool:
+    def _execute(self, message: list[Any], detached: bool = False) -> bool:
         """Run a request the calling thread read; True if it still holds the reading role.
 
         Inline mode (the plugin side) keeps the reading role while running the request, so a
         sequential call costs no thread hop; the watchdog hands the role to another thread
-        if the request runs long. Otherwise the role was handed on before running it.
+        if the request runs long. Otherwise (or `detached`, in a thread of its own) the
+        role was handed on before running it.
         """
         _, cid, oid, method, args = message
         # resolve()'s cache hit, inlined: a function call costs ~0.4 µs here.
         found = self.exports.resolved.get((oid, method))
         if found is None:
             if oid == CONTROL_OBJECT:
-                return self._execute_other(cid, method, args, None)
+                return self._execute_other(cid, method, args, None, detached)
             resolved = resolve(self.exports, oid, method)
             if isinstance(resolved, list):
-                return self._execute_other(cid, method, args, resolved)
+                return self._execute_other(cid, method, args, resolved, detached)
             found = resolved
         func, spec, is_async = found
         entry = _Inflight()
         entry.ctx = ctx = CallContext(cid, spec.qualname)
-        inline = self._inline
+        inline = self._inline and not detached
         me = threading.get_ident() if inline else None
-        # One mutex round registers the request and, inline, makes this thread its owner
-        # for the watchdog (each round costs ~0.5 µs here).
-        with self._mu:
-            self._inflight[cid] = entry
-            self._executing += 1
-            if inline:
-                self._inline_owner = me
-                self._inline_since = time.monotonic()
-        if inline and not self._watchdog_started:
-            self._ensure_watchdog()
+        if inline:
+            # While this thread owns the reading role nobody else reads, so no CANCEL or
+            # CREDIT can come for the request: the watchdog registers it in _inflight if it
+            # takes the role away. No mutex round here (~0.5 µs): the watchdog reads the
+            # owner first, so these are written last to first.
+            entry.cid = cid
+            self._inline_entry = entry
+            self._inline_since = time.monotonic()
+            self._inline_owner = me
+            if not self._watchdog_started:
+                self._ensure_watchdog()
+        else:
+            with self._mu:
+                self._inflight[cid] = entry
+                self._executing += 1
         token = CURRENT.set(ctx)
         handed_off = False
         try:
@@ -784,6 +846,14 @@ class SyncEndpoint:
                 result = func(*checked)
             if is_async or (type(result) not in _NEVER_AWAITABLE and inspect.isawaitable(result)):
                 handed_off = True
+                if inline:
+                    # The event loop thread ends it (finish_inflight): registered now,
+                    # unless the watchdog already did.
+                    with self._mu:
+                        if self._inline_entry is entry:
+                            self._inline_entry = None
+                            self._inflight[cid] = entry
+                            self._executing += 1
                 self._async_runner().submit(self, cid, spec, result, entry)
             elif spec.stream:
                 self._send_stream(cid, spec, result, entry)
@@ -794,18 +864,26 @@ class SyncEndpoint:
         finally:
             CURRENT.reset(token)
             with self._mu:
-                if not handed_off and self._inflight.pop(cid, None) is not None:
-                    self._executing -= 1
-                still_leader = inline and self._inline_owner == me
-                if still_leader:
+                if inline and self._inline_owner == me:
                     self._inline_owner = None
+                    if self._inline_entry is entry:
+                        self._inline_entry = None
+                    elif not handed_off and self._inflight.pop(cid, None) is not None:
+                        # Registered by a nested call that read for a while (see _wait).
+                        self._executing -= 1
+                    still_leader = True
+                else:
+                    # Not inline, or the watchdog took the role (and registered the entry).
+                    still_leader = False
+                    if not handed_off and self._inflight.pop(cid, None) is not None:
+                        self._executing -= 1
         return still_leader
 
     def _execute_other(
-        self, cid: int, method: str, args: list[Any], refusal: list[Any] | None
+        self, cid: int, method: str, args: list[Any], refusal: list[Any] | None, detached: bool
     ) -> bool:
         """_execute() for a control call (no refusal) or a request refused by resolve()."""
-        inline = self._inline
+        inline = self._inline and not detached
         me = threading.get_ident()
         if inline:
             with self._mu:
@@ -971,6 +1049,8 @@ class SyncEndpoint:
             waiters = list(self._pending.values())
             self._pending.clear()
             inflight = list(self._inflight.values())
+            if self._inline_entry is not None:
+                inflight.append(self._inline_entry)
             for w in waiters:
                 w.error = error
                 w.done = True

@@ -345,6 +345,34 @@ class FrameDecoder:
                 self._pos = 0
         return payload
 
+    def split(self, data: memoryview) -> list[memoryview | bytes]:
+        """feed() and every next_payload() at once: the payloads complete with `data`.
+
+        With nothing buffered before, the payloads are slices of `data` (no copy), valid
+        until the caller reuses its buffer; only an incomplete last frame is buffered.
+        """
+        if len(self._buf) != self._pos:
+            self.feed(data)
+            out: list[memoryview | bytes] = []
+            while (payload := self.next_payload()) is not None:
+                out.append(payload)
+            return out
+        out = []
+        pos, end, limit = 0, len(data), self._max
+        unpack = HEADER.unpack_from
+        while end - pos >= 4:
+            (size,) = unpack(data, pos)
+            if size > limit:
+                raise ProtocolError(f"frame of {size} bytes exceeds the limit of {limit}")
+            stop = pos + 4 + size
+            if stop > end:
+                break
+            out.append(data[pos + 4 : stop])
+            pos = stop
+        if pos < end:
+            self.feed(data[pos:])
+        return out
+
     def needed(self) -> int:
         """How many more bytes complete the current frame (at least 1 when incomplete)."""
         available = len(self._buf) - self._pos

@@ -293,6 +293,15 @@ class FeaturesImpl(Features):
             total += listener.notify(i)
         return total
 
+    def cancelled_during_callback(self, listener: Listener, tag: str, limit: float) -> str:
+        listener.notify(0)  # the host cancels this call while the callback runs
+        return self.block_sync(tag, limit)
+
+    def flag_after_callback(self, listener: Listener, tag: str) -> bool:
+        listener.notify(0)
+        FLAGS.set(f"started:{tag}")
+        return True
+
     def listener_nested(self, listener: Listener, depth: int) -> int:
         return listener.notify(depth) + 1
 
