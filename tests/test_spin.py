@@ -57,17 +57,12 @@ def test_no_spinning_on_one_cpu() -> None:
 
 
 @pytest.mark.parametrize("spin", ["0", "50", "2000"])
-def test_calls_answer_alike_with_any_budget(make_client: MakeClient, spin: str) -> None:
-    client = make_client(env={ENV_SPIN_US: spin})
-    old = os.environ.get(ENV_SPIN_US)
-    os.environ[ENV_SPIN_US] = spin  # the host's endpoint reads it when it connects
-    try:
-        client.start()
-    finally:
-        if old is None:
-            del os.environ[ENV_SPIN_US]
-        else:
-            os.environ[ENV_SPIN_US] = old
+def test_calls_answer_alike_with_any_budget(
+    make_client: MakeClient, monkeypatch: pytest.MonkeyPatch, spin: str
+) -> None:
+    monkeypatch.setenv(ENV_SPIN_US, spin)  # read by both endpoints when they connect
+    client = make_client()
+    client.start()
     echo = client.dispense("echo", Echo)
     assert [echo.add(i, 1) for i in range(300)] == [i + 1 for i in range(300)]
     # Concurrent callers take the no-spin path; their answers still reach the right thread.
@@ -101,3 +96,21 @@ def test_an_idle_plugin_stops_polling(make_client: MakeClient) -> None:
     before = _cpu_seconds(client.pid)
     time.sleep(1.0)
     assert _cpu_seconds(client.pid) - before < 0.3
+
+
+def test_the_host_budget_reaches_a_plugin_without_inherited_environment(
+    make_client: MakeClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv(ENV_SPIN_US, "7")
+    client = make_client(inherit_env=False, env={"PATH": os.environ["PATH"]})
+    client.start()
+    assert client.dispense("echo", Echo).getenv(ENV_SPIN_US) == "7"
+
+
+def test_the_plugin_env_wins_over_the_host_budget(
+    make_client: MakeClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv(ENV_SPIN_US, "7")
+    client = make_client(env={ENV_SPIN_US: "0"})
+    client.start()
+    assert client.dispense("echo", Echo).getenv(ENV_SPIN_US) == "0"

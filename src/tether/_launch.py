@@ -26,7 +26,7 @@ __all__ = [
     "verify_checksum",
 ]
 
-from ._env import ENV_LOG_LEVEL, ENV_TRANSPORT, ENV_WATCH_STDIN
+from ._env import ENV_LOG_LEVEL, ENV_SPIN_US, ENV_TRANSPORT, ENV_WATCH_STDIN
 
 
 @dataclass(frozen=True, slots=True)
@@ -184,6 +184,11 @@ class Launch:
         )
         env[ENV_WATCH_STDIN] = "1"
         env[ENV_LOG_LEVEL] = logging.getLevelName(self.logger.getEffectiveLevel())
+        # The host's polling budget reaches the plugin even through an env allow-list;
+        # the plugin's own `env` wins.
+        spin = os.environ.get(ENV_SPIN_US)
+        if spin is not None and ENV_SPIN_US not in (self.env or {}):
+            env[ENV_SPIN_US] = spin
         if self.transport == "tcp":
             env[ENV_TRANSPORT] = "tcp"
         else:

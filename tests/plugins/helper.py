@@ -45,6 +45,7 @@ class Echo(tether.Interface):
     def pid(self) -> int: ...
     def flood(self, megabytes: int) -> int: ...
     def flood_done(self) -> bool: ...
+    def getenv(self, name: str) -> str: ...
 
 
 class EchoImpl(Echo):
@@ -94,6 +95,9 @@ class EchoImpl(Echo):
 
     def pid(self) -> int:
         return os.getpid()
+
+    def getenv(self, name: str) -> str:
+        return os.environ.get(name, "")
 
     def flood(self, megabytes: int) -> int:
         """Write `megabytes` MiB of plain log lines to stderr in the background."""
