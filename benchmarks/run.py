@@ -99,12 +99,13 @@ class Results:
 def make_subjects(quick: bool, pinned: bool, results: Results) -> list[Subject]:
     """Every subject that could be constructed; the others are noted with their reason."""
     from floor import RawC, RawPython
-    from tether_native import TetherAsync, TetherSync
+    from tether_native import TetherAsync, TetherSync, TetherSyncNoPoll
 
     makers: list[tuple[str, Callable[[], Subject]]] = [
         ("raw Python Unix-socket ping-pong", lambda: RawPython(pinned)),
         ("C Unix-socket ping-pong (physical floor)", lambda: RawC(pinned)),
         ("tether native, sync client", lambda: TetherSync(pinned)),
+        (TetherSyncNoPoll.label, lambda: TetherSyncNoPoll(pinned)),
         ("tether native, asyncio client", lambda: TetherAsync(pinned)),
     ]
 
@@ -307,6 +308,7 @@ def pinned_child(plan: Plan, out: Path) -> None:
 
 TETHER = "tether native, sync client"
 TETHER_ASYNC = "tether native, asyncio client"
+TETHER_NO_POLL = "tether native, sync client, no poll (TETHER_SPIN_US=0)"
 FLOOR = "raw Python Unix-socket ping-pong"
 GRPC_PLAIN = "tether gRPC path, plaintext"
 GRPC_MTLS = "tether gRPC path, AutoMTLS"
@@ -490,6 +492,16 @@ def report(r: Results, plan: Plan) -> str:
     targets = "\n".join(
         f"| {v.what} (goal {v.goal}) | {v.shown} | {v.verdict} |" for v in verdicts.values()
     )
+    no_poll = sub_ratio(TETHER_NO_POLL, FLOOR, "seq")
+    no_poll_tp = value(r, TETHER_NO_POLL, "tp")
+    poll_note = (
+        "tether's readers poll their socket for up to 50 µs before they sleep in `recv` "
+        "(when the process may use two CPUs: not in the pinned runs; see "
+        "[ARCHITECTURE.md](ARCHITECTURE.md)); the floors block at once. With the poll off on "
+        f"both sides (`TETHER_SPIN_US=0`, the *no poll* row) the sequential ratio is "
+        f"**{fmt(no_poll, '.2f')}{X}** and 16 threads make {fmt(no_poll_tp, ',.0f')} calls/s, "
+        "in this same run."
+    )
     bounds = render(r.profiles, verdicts, plan.quick)
 
     not_measured = []
@@ -564,6 +576,8 @@ the asyncio client against task-based subjects, the sync client against the othe
 | target | this run | verdict |
 |---|---|---|
 {targets}
+
+{poll_note}
 
 {bounds}
 ## Not measured

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import os
 import time
 from collections.abc import Callable, Coroutine
 from typing import Any, TypeVar
@@ -22,6 +23,7 @@ from common import (
 )
 
 import tether
+from tether._env import ENV_SPIN_US
 
 T = TypeVar("T")
 
@@ -68,6 +70,36 @@ class TetherSync(Subject):
             time.sleep(0.2)
             assert client.pid is not None
             return elapsed, rss_kib(client.pid)
+
+
+class TetherSyncNoPoll(TetherSync):
+    """The sync client with the poll before sleeping turned off, on both sides.
+
+    The floors block in recv() at once; this row shows what tether's poll is worth.
+    """
+
+    label = "tether native, sync client, no poll (TETHER_SPIN_US=0)"
+
+    def start(self) -> None:
+        # Both endpoints read the budget when they connect (the plugin inherits it).
+        old = os.environ.get(ENV_SPIN_US)
+        os.environ[ENV_SPIN_US] = "0"
+        try:
+            super().start()
+        finally:
+            if old is None:
+                del os.environ[ENV_SPIN_US]
+            else:
+                os.environ[ENV_SPIN_US] = old
+
+    def bulk(self, values: list[float]) -> float:
+        raise NotMeasured("the same as the sync client's row: one call, no wait to poll away")
+
+    def blob(self, data: bytes) -> int:
+        raise NotMeasured("the same as the sync client's row: one call, no wait to poll away")
+
+    def spawn(self) -> tuple[float, float]:
+        raise NotMeasured("the same plugin as the sync client's row")
 
 
 class TetherAsync(Subject):
@@ -180,4 +212,4 @@ def calculator_batches(batch: int, rounds: int) -> dict[str, float]:
     return out
 
 
-__all__ = ["BULK_N", "TetherAsync", "TetherSync", "calculator_batches"]
+__all__ = ["BULK_N", "TetherAsync", "TetherSync", "TetherSyncNoPoll", "calculator_batches"]
