@@ -47,9 +47,9 @@ class Started:
     process: PluginProcess
     line: hs.HandshakeLine
     socket_dir: str | None
+    # The native protocol's TLS context (None for gRPC, which builds its own from the certs).
     tls: ssl.SSLContext | None
-    # AutoMTLS material for gRPC broker servers the host runs: our certificate and the
-    # plugin's (DER, from field 6).
+    # AutoMTLS material for gRPC: our certificate and the plugin's (DER, from field 6).
     cert: Any = None
     peer_cert_der: bytes | None = None
 
@@ -164,7 +164,9 @@ class Launch:
             return None
         from ._mtls import generate_certificate
 
-        cert = generate_certificate()
+        # P-256, not go-plugin's P-521: a gRPC plugin in Python can then use grpcio's own TLS
+        # (see _grpc_tls), and Go plugins, like Python's ssl, accept either curve.
+        cert = generate_certificate("P-256")
         self._cert = cert
         return cert.cert_pem.decode()
 
@@ -212,8 +214,10 @@ class Launch:
 
         assert isinstance(self._cert, Certificate)
         peer_der = decode_server_cert(line.server_cert)
-        alpn = ["h2"] if line.protocol == hs.PROTOCOL_GRPC else None
-        return client_context(self._cert, peer_der, alpn=alpn), peer_der
+        if line.protocol == hs.PROTOCOL_GRPC:
+            # The gRPC connection builds its own TLS from the two certificates (_grpc_tls).
+            return None, peer_der
+        return client_context(self._cert, peer_der), peer_der
 
 
 def plugin_name(cmd: Sequence[str] | None, name: str | None) -> str:
