@@ -223,17 +223,11 @@ class _Base:
     def _grpc_connect(self, line: hs.HandshakeLine, started: Started | None) -> GRPCConnection:
         from ._grpc_client import GRPCConnection
 
-        tls = None
-        if started is not None and started.cert is not None and started.peer_cert_der:
-            from ._grpc_tls import GRPCTLS
-            from ._mtls import der_to_pem
-
-            tls = GRPCTLS.between(started.cert, der_to_pem(started.peer_cert_der))
         return GRPCConnection(
             line,
             name=self.name,
             logger=self.logger,
-            tls=tls,
+            tls=started.grpc_tls if started is not None else None,
             stdout=self._stdout,
             stderr=self._stderr,
         )
