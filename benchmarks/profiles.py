@@ -1,8 +1,8 @@
 """What bounds the missed targets: profiles and CPU splits measured in the benchmark's own run.
 
 `collect_live` runs against the subjects run.py already started (sequential calls profiled on
-both sides, CPU per call of the host and the plugin, the 16-caller load, 64 MiB copies, the
-AutoMTLS relay); `collect_spawn` times interpreter, floor and plugin start-up and reads
+both sides, CPU per call of the host and the plugin, the 16-caller load, 64 MiB copies,
+AutoMTLS); `collect_spawn` times interpreter, floor and plugin start-up and reads
 `python -X importtime` of the benchmark plugin up to its handshake line. `render` turns them
 into the "What bounds the missed targets" section of docs/PERFORMANCE.md.
 """
@@ -523,11 +523,10 @@ def render(p: Profiles, verdicts: dict[str, Verdict], quick: bool) -> str:
             text.append(
                 f"Reading: AutoMTLS adds {mtls.wall - plain.wall:,.1f} µs per call, with "
                 f"{mtls.host_cpu - plain.host_cpu:,.1f} µs more CPU in the host and "
-                f"{mtls.plugin_cpu - plain.plugin_cpu:,.1f} µs more in the plugin: the TLS "
-                "relays (an asyncio loop thread on each side, carrying grpcio's bytes through "
-                "Python's `ssl`) cost a loop wake-up, a TLS record and a Unix-socket hop per "
-                "message in each direction, in Python. grpcio's own TLS cannot present "
-                "go-plugin's P-521 certificates, so the relay stays until it can.\n"
+                f"{mtls.plugin_cpu - plain.plugin_cpu:,.1f} µs more in the plugin. Host and "
+                "plugin are both tether, so grpcio does the TLS itself (P-256 certificates, no "
+                "relay): what remains is TLS record encryption and decryption in grpcio's core "
+                "on each side, per message.\n"
             )
         sections.append("\n".join(text))
     if not missed:

@@ -223,19 +223,11 @@ class _Base:
     def _grpc_connect(self, line: hs.HandshakeLine, started: Started | None) -> GRPCConnection:
         from ._grpc_client import GRPCConnection
 
-        broker_tls = None
-        if started is not None and started.cert is not None and started.peer_cert_der:
-            from ._mtls import der_to_pem, server_context
-
-            broker_tls = server_context(
-                started.cert, der_to_pem(started.peer_cert_der), alpn=["h2"]
-            )
         return GRPCConnection(
             line,
             name=self.name,
             logger=self.logger,
-            tls=started.tls if started is not None else None,
-            broker_server_tls=broker_tls,
+            tls=started.grpc_tls if started is not None else None,
             stdout=self._stdout,
             stderr=self._stderr,
         )
@@ -558,14 +550,10 @@ class AsyncClient(_Base):
         return endpoint
 
     async def _open_grpc(self, line: hs.HandshakeLine, started: Started | None) -> None:
-        import grpc.aio
-
-        from ._grpc_broker import GRPC_OPTIONS
-
         # Control traffic (broker, stdio, health, shutdown) runs on a blocking channel in
         # threads; the application's stubs get an asyncio channel to the same target.
         self._grpc = conn = await asyncio.to_thread(self._grpc_connect, line, started)
-        self._aio_channel = grpc.aio.insecure_channel(conn.target, options=GRPC_OPTIONS)
+        self._aio_channel = conn.dialed.aio_channel()
 
     def _endpoint(self) -> AsyncEndpoint:
         if self._ep is None:

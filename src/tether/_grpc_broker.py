@@ -15,15 +15,14 @@ from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Any, Final, Generic, TypeVar
 
 from ._errors import ConnectionClosedError, TetherError
-from ._handshake import split_host_port
-from ._transport import listen_unix, make_socket_dir, remove_socket_dir, unix_socket_path
+from ._grpc_tls import grpc_target
+from ._transport import make_socket_dir, remove_socket_dir
 
 if TYPE_CHECKING:
-    import ssl
-
     import grpc
 
     from ._gen import grpc_broker_pb2
+    from ._grpc_tls import GRPCTLS
     from ._tlsrelay import ClientRelay, ServerRelay
 
 __all__ = ["GRPC_OPTIONS", "GRPCBroker", "GRPCPlugin", "grpc_target"]
@@ -71,17 +70,13 @@ class GRPCBroker:
 
     `accept_and_serve(id, register)` starts a gRPC server on a new socket and tells the peer
     where; `dial(id)` waits (up to 5 s, as go-plugin does) for the peer's address for `id`
-    and returns a channel to it. Ids are per side; pass them inside your own RPCs.
+    and returns a channel to it. Ids are per side; pass them inside your own RPCs. With
+    AutoMTLS (`tls`), brokered connections use the main connection's certificates, over
+    grpcio's TLS or the relay by the same rule (see `_grpc_tls`).
     """
 
-    def __init__(
-        self,
-        *,
-        server_tls: ssl.SSLContext | None = None,
-        client_tls: ssl.SSLContext | None = None,
-    ) -> None:
-        self._server_tls = server_tls
-        self._client_tls = client_tls
+    def __init__(self, *, tls: GRPCTLS | None = None) -> None:
+        self._tls = tls
         self._ids = itertools.count(1)
         self._lock = threading.Lock()
         self._known: dict[int, Any] = {}
@@ -135,20 +130,15 @@ class GRPCBroker:
             raise ConnectionClosedError("the broker is closed")
         directory = make_socket_dir()
         self._dirs.append(directory)
+        from ._grpc_tls import serve_unix
+
         server = grpc.server(ThreadPoolExecutor(max_workers=8), options=GRPC_OPTIONS)
         register(server)
-        if self._server_tls is None:
-            address = unix_socket_path(directory)  # grpcio binds it itself
-            server.add_insecure_port("unix:" + address)
-        else:
-            from ._tlsrelay import ServerRelay
-
-            backend_dir = make_socket_dir()
+        address, relay, backend_dir = serve_unix(server, directory, self._tls)
+        if relay is not None:
+            self._relays.append(relay)
+        if backend_dir is not None:
             self._dirs.append(backend_dir)
-            backend = backend_dir + "/grpc"
-            server.add_insecure_port("unix:" + backend)
-            listener, address = listen_unix(directory)
-            self._relays.append(ServerRelay(listener, self._server_tls, backend))
         server.start()
         self._servers.append(server)
         self._outbox.put(
@@ -159,22 +149,17 @@ class GRPCBroker:
 
     def dial(self, service_id: int, timeout: float = _DIAL_TIMEOUT) -> grpc.Channel:
         """A channel to the server the peer serves under `service_id`."""
-        import grpc
+        from ._grpc_tls import dial
 
         with self._arrived:
             if not self._arrived.wait_for(lambda: service_id in self._known, timeout):
                 raise TetherError(f"timeout waiting for connection info for broker id {service_id}")
             info = self._known.pop(service_id)
-        target = grpc_target(info.network, info.address)
-        if self._client_tls is not None:
-            from ._tlsrelay import ClientRelay, tls_dialer
-
-            relay = ClientRelay(tls_dialer(info.network, info.address, self._client_tls))
-            self._relays.append(relay)
-            target = "unix:" + relay.path
-        channel = grpc.insecure_channel(target, options=GRPC_OPTIONS)
-        self._channels.append(channel)
-        return channel
+        dialed = dial(info.network, info.address, self._tls, GRPC_OPTIONS)
+        if dialed.relay is not None:
+            self._relays.append(dialed.relay)
+        self._channels.append(dialed.channel)
+        return dialed.channel
 
     def close(self) -> None:
         if self._closed:
@@ -189,13 +174,3 @@ class GRPCBroker:
             relay.close()
         for directory in self._dirs:
             remove_socket_dir(directory)
-
-
-def grpc_target(network: str, address: str) -> str:
-    """grpcio's name for a plugin's (or a broker server's) address."""
-    if network == "unix":
-        return "unix:" + address
-    if network == "tcp":
-        host, port = split_host_port(address)
-        return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
-    raise TetherError(f"unknown address type: {network}")

@@ -8,14 +8,13 @@ from typing import IO, TYPE_CHECKING, Any
 
 from . import _handshake as hs
 from ._errors import ConnectionClosedError, HandshakeError, TetherError
-from ._grpc_broker import GRPC_OPTIONS, GRPCBroker, GRPCPlugin, grpc_target
+from ._grpc_broker import GRPC_OPTIONS, GRPCBroker, GRPCPlugin
+from ._grpc_tls import dial
 
 if TYPE_CHECKING:
-    import ssl
-
     import grpc
 
-    from ._tlsrelay import ClientRelay
+    from ._grpc_tls import GRPCTLS
 
 __all__ = ["GRPCConnection"]
 
@@ -31,8 +30,7 @@ class GRPCConnection:
         *,
         name: str,
         logger: logging.Logger,
-        tls: ssl.SSLContext | None,
-        broker_server_tls: ssl.SSLContext | None,
+        tls: GRPCTLS | None,
         stdout: IO[str] | None = None,
         stderr: IO[str] | None = None,
         connect_timeout: float = 10.0,
@@ -44,18 +42,14 @@ class GRPCConnection:
         self._stdout = stdout
         self._stderr = stderr
         self._partial: dict[int, bytes] = {}
-        self._relay: ClientRelay | None = None
         self._closed = False
-        self.broker = GRPCBroker(server_tls=broker_server_tls, client_tls=tls)
+        self.broker = GRPCBroker(tls=tls)
         self._broker_call: Any = None
         self._stdio_call: Any = None
-        self.target = grpc_target(line.network, line.address)
-        if tls is not None:
-            from ._tlsrelay import ClientRelay, tls_dialer
-
-            self._relay = ClientRelay(tls_dialer(line.network, line.address, tls))
-            self.target = "unix:" + self._relay.path
-        self.channel: grpc.Channel = grpc.insecure_channel(self.target, options=GRPC_OPTIONS)
+        # grpcio's TLS between two tether processes; a relay when the plugin is Go (P-521).
+        self.dialed = dial(line.network, line.address, tls, GRPC_OPTIONS)
+        self.target = self.dialed.target
+        self.channel: grpc.Channel = self.dialed.channel
         try:
             grpc.channel_ready_future(self.channel).result(timeout=connect_timeout)
         except grpc.FutureTimeoutError:
@@ -171,5 +165,5 @@ class GRPCConnection:
             if call is not None:
                 call.cancel()
         self.channel.close()
-        if self._relay is not None:
-            self._relay.close()
+        if self.dialed.relay is not None:
+            self.dialed.relay.close()

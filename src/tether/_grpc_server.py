@@ -10,7 +10,6 @@ from __future__ import annotations
 import collections
 import io
 import logging
-import os
 import sys
 import threading
 from collections.abc import Iterator, Mapping
@@ -20,18 +19,13 @@ from typing import TYPE_CHECKING, Any, Final
 from . import _handshake as hs
 from ._errors import HandshakeError
 from ._grpc_broker import GRPC_OPTIONS, GRPCBroker, GRPCPlugin
-from ._transport import (
-    listen_tcp,
-    listen_unix,
-    make_socket_dir,
-    remove_socket_dir,
-    unix_socket_path,
-)
+from ._transport import make_socket_dir, remove_socket_dir
 
 if TYPE_CHECKING:
     import grpc
 
-    from ._mtls import Certificate
+    from ._grpc_tls import GRPCTLS
+    from ._tlsrelay import ServerRelay
 
 __all__ = ["GRPCServe"]
 
@@ -111,20 +105,20 @@ class GRPCServe:
         plugins: Mapping[str, GRPCPlugin[Any]],
         version: int,
         *,
-        cert: Certificate | None,
         host_cert_pem: str | None,
         stop: threading.Event,
     ) -> None:
         self.plugins = dict(plugins)
         self.version = version
-        self._cert = cert
         self._host_pem = host_cert_pem
         self._stop = stop
         self._stdio = _StdioQueue()
         self._dirs: list[str] = []
         self._server: grpc.Server | None = None
-        self._relay: Any = None
+        self._relay: ServerRelay | None = None
         self.broker: GRPCBroker | None = None
+        # AutoMTLS (None without): native grpcio TLS or the relay, see _grpc_tls.
+        self.tls: GRPCTLS | None = None
 
     def start(self, environ: Mapping[str, str], tcp: bool) -> hs.HandshakeLine:
         import grpc
@@ -136,15 +130,19 @@ class GRPCServe:
             grpc_stdio_pb2_grpc,
         )
 
-        server_tls = client_tls = None
         cert_b64 = ""
-        if self._cert is not None and self._host_pem is not None:
-            from ._mtls import client_context, encode_server_cert, server_context
+        if self._host_pem is not None:
+            from ._grpc_tls import GRPCTLS
+            from ._mtls import encode_server_cert, generate_certificate, grpcio_compatible
 
-            server_tls = server_context(self._cert, self._host_pem, alpn=["h2"])
-            client_tls = client_context(self._cert, self._host_pem, alpn=["h2"])
-            cert_b64 = encode_server_cert(self._cert.cert_der)
-        self.broker = GRPCBroker(server_tls=server_tls, client_tls=client_tls)
+            # A host whose certificate grpcio can verify (a tether host) gets one grpcio can
+            # present, and grpcio's own TLS; a P-521 host (Go) gets go-plugin's profile, and
+            # the relay, since grpcio could not verify its certificate anyway.
+            compatible = grpcio_compatible(self._host_pem)
+            cert = generate_certificate("P-256" if compatible else "P-521")
+            self.tls = GRPCTLS.between(cert, self._host_pem)
+            cert_b64 = encode_server_cert(cert.cert_der)
+        self.broker = GRPCBroker(tls=self.tls)
         server = grpc.server(ThreadPoolExecutor(max_workers=32), options=GRPC_OPTIONS)
         health_servicer = health.HealthServicer()
         health_servicer.set("plugin", health_pb2.HealthCheckResponse.SERVING)
@@ -160,34 +158,27 @@ class GRPCServe:
         )
         for plugin in self.plugins.values():
             plugin.server(self.broker, server)
-        network, address = self._bind(server, environ, tcp, server_tls)
+        network, address = self._bind(server, environ, tcp)
         server.start()
         self._server = server
         return hs.HandshakeLine(
             hs.CORE_PROTOCOL_VERSION, self.version, network, address, hs.PROTOCOL_GRPC, cert_b64
         )
 
-    def _bind(
-        self, server: grpc.Server, environ: Mapping[str, str], tcp: bool, tls: Any
-    ) -> tuple[str, str]:
-        directory = environ.get(hs.ENV_UNIX_SOCKET_DIR) or self._own_dir()
-        if tls is None and not tcp:
-            address = unix_socket_path(directory)  # grpcio binds it itself
-            server.add_insecure_port("unix:" + address)
-            return "unix", address
-        if tls is None:
-            raise HandshakeError("refusing to serve gRPC over TCP without TLS (AutoMTLS)")
-        from ._tlsrelay import ServerRelay
+    def _bind(self, server: grpc.Server, environ: Mapping[str, str], tcp: bool) -> tuple[str, str]:
+        from ._grpc_tls import serve_tcp, serve_unix
 
-        backend = os.path.join(self._own_dir(), "grpc")
-        server.add_insecure_port("unix:" + backend)
         if tcp:
-            listener, address = listen_tcp(*hs.port_range(environ))
+            if self.tls is None:
+                raise HandshakeError("refusing to serve gRPC over TCP without TLS (AutoMTLS)")
+            address, self._relay, backend_dir = serve_tcp(server, *hs.port_range(environ), self.tls)
             network = "tcp"
         else:
-            listener, address = listen_unix(directory)
+            directory = environ.get(hs.ENV_UNIX_SOCKET_DIR) or self._own_dir()
+            address, self._relay, backend_dir = serve_unix(server, directory, self.tls)
             network = "unix"
-        self._relay = ServerRelay(listener, tls, backend)
+        if backend_dir is not None:
+            self._dirs.append(backend_dir)
         return network, address
 
     def _own_dir(self) -> str:

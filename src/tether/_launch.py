@@ -11,12 +11,15 @@ import ssl
 import sys
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import IO, Any, Literal
+from typing import IO, TYPE_CHECKING, Literal
 
 from . import _handshake as hs
 from ._errors import ChecksumMismatchError, ConfigError, HandshakeError, stderr_suffix
 from ._process import PluginProcess
 from ._transport import make_socket_dir, remove_socket_dir
+
+if TYPE_CHECKING:
+    from ._grpc_tls import GRPCTLS
 
 __all__ = [
     "Launch",
@@ -47,11 +50,10 @@ class Started:
     process: PluginProcess
     line: hs.HandshakeLine
     socket_dir: str | None
+    # AutoMTLS: the native protocol's TLS context, or the gRPC connection's certificates
+    # (grpcio's TLS or the relay, see _grpc_tls); both None without AutoMTLS.
     tls: ssl.SSLContext | None
-    # AutoMTLS material for gRPC broker servers the host runs: our certificate and the
-    # plugin's (DER, from field 6).
-    cert: Any = None
-    peer_cert_der: bytes | None = None
+    grpc_tls: GRPCTLS | None = None
 
 
 def verify_checksum(path: str, expected: str | bytes) -> None:
@@ -146,8 +148,8 @@ class Launch:
             raw = process.read_handshake(self.start_timeout)
             line = hs.HandshakeLine.parse(raw)
             hs.check_host_side(line, self.versions, self.allowed_protocols)
-            tls, peer_der = self._tls_context(line)
-            return Started(process, line, socket_dir, tls, self._cert, peer_der)
+            tls, grpc_tls = self._tls_context(line)
+            return Started(process, line, socket_dir, tls, grpc_tls)
         except BaseException as exc:
             # go-plugin kills the process on any start failure; so do we, and we clean up.
             if process is not None:
@@ -164,7 +166,9 @@ class Launch:
             return None
         from ._mtls import generate_certificate
 
-        cert = generate_certificate()
+        # P-256, not go-plugin's P-521: a gRPC plugin in Python can then use grpcio's own TLS
+        # (see _grpc_tls), and Go plugins, like Python's ssl, accept either curve.
+        cert = generate_certificate("P-256")
         self._cert = cert
         return cert.cert_pem.decode()
 
@@ -199,7 +203,7 @@ class Launch:
             env.pop("PYTHONUNBUFFERED", None)
         return env
 
-    def _tls_context(self, line: hs.HandshakeLine) -> tuple[ssl.SSLContext | None, bytes | None]:
+    def _tls_context(self, line: hs.HandshakeLine) -> tuple[ssl.SSLContext | None, GRPCTLS | None]:
         if not self.auto_mtls:
             if line.network == "tcp" and line.protocol == hs.PROTOCOL_NATIVE:
                 raise HandshakeError(
@@ -213,12 +217,20 @@ class Launch:
                 "AutoMTLS is on but the plugin sent no server certificate in its handshake "
                 "line; the plugin must support AutoMTLS (PLUGIN_CLIENT_CERT)"
             )
-        from ._mtls import Certificate, client_context, decode_server_cert
+        from ._mtls import Certificate, client_context, decode_server_cert, der_to_pem
 
         assert isinstance(self._cert, Certificate)
         peer_der = decode_server_cert(line.server_cert)
-        alpn = ["h2"] if line.protocol == hs.PROTOCOL_GRPC else None
-        return client_context(self._cert, peer_der, alpn=alpn), peer_der
+        if line.protocol != hs.PROTOCOL_GRPC:
+            return client_context(self._cert, peer_der), None
+        from ._grpc_tls import GRPCTLS
+
+        grpc_tls = GRPCTLS.between(self._cert, der_to_pem(peer_der))
+        if not grpc_tls.native:
+            # Fail here, with the plugin's stderr attached, if OpenSSL refuses the certificate,
+            # rather than when the relay first dials.
+            grpc_tls.client_context()
+        return None, grpc_tls
 
 
 def plugin_name(cmd: Sequence[str] | None, name: str | None) -> str:

@@ -8,8 +8,12 @@ certificate is valid for `localhost`.
 
 This module produces certificates with exactly the profile of go-plugin's `generateCert()`
 (`mtls.go`), converts between the encodings the handshake uses, and builds the `ssl.SSLContext`
-for either side. `cryptography` is imported only inside `generate_certificate()`, so a plugin
-that never does AutoMTLS does not pay for importing it.
+for either side. `cryptography` is imported only inside `generate_certificate()` and
+`grpcio_compatible()`, so a plugin that never does AutoMTLS does not pay for importing it.
+
+go-plugin's curve, P-521, is the one grpcio's TLS (BoringSSL) cannot use; the same profile on
+P-256 is what tether generates wherever its peer may be grpcio (see `_grpc_tls`). Go accepts
+both.
 """
 
 from __future__ import annotations
@@ -23,6 +27,7 @@ import ssl
 import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Literal
 
 from tether._errors import HandshakeError
 
@@ -33,6 +38,8 @@ __all__ = [
     "der_to_pem",
     "encode_server_cert",
     "generate_certificate",
+    "grpcio_compatible",
+    "pem_certs",
     "pem_to_der",
     "server_context",
 ]
@@ -78,11 +85,13 @@ class Certificate:
         return f"Certificate(cert_der=<{len(self.cert_der)} bytes>, key_pem=<redacted>)"
 
 
-def generate_certificate() -> Certificate:
-    """Generate a certificate with the exact profile of go-plugin's `generateCert()`.
+def generate_certificate(curve: Literal["P-521", "P-256"] = "P-521") -> Certificate:
+    """Generate a certificate with the profile of go-plugin's `generateCert()`.
 
-    ECDSA P-521, self-signed CA, `CN=localhost, O=HashiCorp`, SAN `DNS:localhost`, usable for
-    both client and server authentication, signed with ECDSA-SHA512.
+    ECDSA P-521 by default, self-signed CA, `CN=localhost, O=HashiCorp`, SAN `DNS:localhost`,
+    usable for both client and server authentication, signed with ECDSA-SHA512. With
+    `curve="P-256"` the key is P-256 and the signature ECDSA-SHA256, the hash Go's
+    `x509.CreateCertificate` picks for a P-256 key: grpcio's TLS can present and verify that one.
 
     Cost (measured on a 2-core x86-64 container, Python 3.11.7, cryptography 50.0.2, OpenSSL
     3.0.19): about 1.5 ms per call for P-521 key generation, signing and serialisation (mean of
@@ -98,7 +107,12 @@ def generate_certificate() -> Certificate:
     from cryptography.hazmat.primitives.asymmetric import ec
     from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
-    key = ec.generate_private_key(ec.SECP521R1())
+    if curve == "P-256":
+        key = ec.generate_private_key(ec.SECP256R1())
+        digest: hashes.SHA256 | hashes.SHA512 = hashes.SHA256()
+    else:
+        key = ec.generate_private_key(ec.SECP521R1())
+        digest = hashes.SHA512()
     # Go draws the serial from [0, 2^128); cryptography refuses 0, so draw from [1, 2^128).
     serial = secrets.randbelow(_SERIAL_LIMIT - 1) + 1
     now = datetime.datetime.now(datetime.UTC)
@@ -146,7 +160,7 @@ def generate_certificate() -> Certificate:
         # and no authority key identifier to self-signed ones.
         .add_extension(x509.SubjectKeyIdentifier.from_public_key(public_key), critical=False)
     )
-    cert = builder.sign(key, hashes.SHA512())
+    cert = builder.sign(key, digest)
     return Certificate(
         cert_pem=cert.public_bytes(serialization.Encoding.PEM),
         key_pem=key.private_bytes(
@@ -156,6 +170,35 @@ def generate_certificate() -> Certificate:
         ),
         cert_der=cert.public_bytes(serialization.Encoding.DER),
     )
+
+
+def grpcio_compatible(cert: bytes | str) -> bool:
+    """Whether grpcio's TLS can present or verify `cert` (DER bytes, or PEM text or bytes).
+
+    BoringSSL, inside grpcio, offers no `ecdsa_secp521r1_sha512` signature scheme, so a P-521
+    peer fails the handshake whichever side it is on. Tested with grpcio 1.85.3: P-256, P-384
+    and RSA keys work, P-521 does not. Anything else, or anything that does not parse, counts
+    as incompatible, which leaves that connection on the relay that always worked. Every
+    certificate of a PEM must be compatible, since grpcio would have to verify any of them.
+    """
+    from cryptography import x509
+    from cryptography.hazmat.primitives.asymmetric import ec, rsa
+
+    ders = pem_certs(cert) if isinstance(cert, str) or cert.startswith(b"-----") else [cert]
+    if not ders:
+        return False
+    for der in ders:
+        try:
+            key = x509.load_der_x509_certificate(der).public_key()
+        except ValueError:
+            return False
+        if isinstance(key, rsa.RSAPublicKey):
+            continue
+        if not isinstance(key, ec.EllipticCurvePublicKey) or not isinstance(
+            key.curve, ec.SECP256R1 | ec.SECP384R1
+        ):
+            return False
+    return True
 
 
 def _is_der_sequence(data: bytes) -> bool:
@@ -206,7 +249,7 @@ def der_to_pem(der: bytes) -> str:
     return ssl.DER_cert_to_PEM_cert(der)
 
 
-def _pem_certs(pem: str | bytes) -> list[bytes]:
+def pem_certs(pem: str | bytes) -> list[bytes]:
     """Every valid `CERTIFICATE` block in `pem`, as DER, skipping anything else.
 
     This mirrors Go's `CertPool.AppendCertsFromPEM`, which go-plugin uses on
@@ -231,7 +274,7 @@ def pem_to_der(pem: str | bytes) -> bytes:
     Raises `HandshakeError` if `pem` holds no valid `CERTIFICATE` block; the message names
     `PLUGIN_CLIENT_CERT`, which is where a plugin gets PEM from.
     """
-    certs = _pem_certs(pem)
+    certs = pem_certs(pem)
     if not certs:
         raise HandshakeError(_NO_CLIENT_CERT)
     return certs[0]
@@ -295,7 +338,7 @@ def server_context(
     """
     # Every certificate in the PEM is trusted, as Go's AppendCertsFromPEM would do; go-plugin
     # hosts send exactly one.
-    peers = _pem_certs(peer_cert_pem)
+    peers = pem_certs(peer_cert_pem)
     if not peers:
         raise HandshakeError(_NO_CLIENT_CERT)
     context = _new_context(ssl.PROTOCOL_TLS_SERVER, alpn)
@@ -313,7 +356,7 @@ def client_context(
     text. It becomes the only trusted CA and must be valid for `localhost`; our certificate
     is presented for the plugin to check against `PLUGIN_CLIENT_CERT`.
     """
-    peers = _pem_certs(peer_cert) if isinstance(peer_cert, str) else [peer_cert]
+    peers = pem_certs(peer_cert) if isinstance(peer_cert, str) else [peer_cert]
     if not peers or not all(_is_der_sequence(der) for der in peers):
         raise HandshakeError("the plugin's server certificate is neither DER nor PEM")
     context = _new_context(ssl.PROTOCOL_TLS_CLIENT, alpn)

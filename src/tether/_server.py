@@ -180,17 +180,10 @@ class _PluginServer:
         from ._grpc_server import GRPCServe
 
         env = os.environ
-        client_pem = env.get(hs.ENV_CLIENT_CERT) or None
-        cert = None
-        if client_pem:
-            from ._mtls import generate_certificate
-
-            cert = generate_certificate()
         self._grpc = GRPCServe(
             {n: p for n, p in self.plugins.items() if _is_grpc(p)},
             self.version,
-            cert=cert,
-            host_cert_pem=client_pem,
+            host_cert_pem=env.get(hs.ENV_CLIENT_CERT) or None,
             stop=self._stopping,
         )
         return self._grpc.start(env, tcp=env.get(ENV_TRANSPORT) == "tcp")

@@ -1,8 +1,10 @@
 """TLS in front of grpcio, on Python's `ssl` module.
 
 go-plugin's AutoMTLS certificates use ECDSA P-521, which grpcio's TLS (BoringSSL) cannot
-verify or present; OpenSSL, behind Python's `ssl`, can. So with AutoMTLS, grpcio talks
-plaintext to a private Unix socket and a relay carries the bytes over TLS:
+verify or present; OpenSSL, behind Python's `ssl`, can. So with AutoMTLS and a Go peer (a
+P-521 certificate on either side; between tether processes grpcio does TLS itself, see
+`_grpc_tls`), grpcio talks plaintext to a private Unix socket and a relay carries the bytes
+over TLS:
 
 - plugin side, `ServerRelay`: accepts TLS on the public address, forwards to grpcio's socket;
 - host side, `ClientRelay`: grpcio connects to a private Unix socket, the relay dials the
