@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import logging
 import os
+import select
 import signal
 import socket
 import sys
@@ -18,7 +19,7 @@ from ._dispatch import AfterReply, ExportTable
 from ._endpoint import SyncEndpoint
 from ._env import ENV_LOG_LEVEL, ENV_TRANSPORT, ENV_WATCH_STDIN, TRACE
 from ._errors import ConfigError, HandshakeError, TetherError
-from ._interface import Interface, find_interface, spec_of
+from ._interface import Interface, _is_interface, find_interface, spec_of
 from ._transport import (
     check_peer,
     listen_tcp,
@@ -165,6 +166,8 @@ class _PluginServer:
         signal.signal(signal.SIGTERM, lambda *_: self.stop())
         try:
             line = self._start_grpc() if self.is_grpc else self._listen()
+            # Before the line, while the host only waits for it: a thread started once the
+            # host is busy connecting can wait milliseconds for a CPU on a loaded machine.
             self._watch_parent()
             sys.stdout.flush()
             os.write(1, (line.format() + "\n").encode())
@@ -172,6 +175,7 @@ class _PluginServer:
                 self._grpc.capture_stdio()
                 self._grpc.wait()
             else:
+                self._read_specs()
                 self._accept_loop()
         finally:
             self._cleanup()
@@ -227,27 +231,55 @@ class _PluginServer:
         )
 
     def _watch_parent(self) -> None:
-        """Exit when the host dies, even by SIGKILL: stdin EOF, or a change of parent."""
-        ppid = os.getppid()
+        """Exit when the host dies, even by SIGKILL: stdin EOF, or a change of parent.
 
-        def poll_parent() -> None:
-            while not self._stopping.wait(_PARENT_POLL):
+        One thread watches both, sleeping in poll() on stdin between looks at the parent:
+        each thread start is paid before the first call is served.
+        """
+        ppid = os.getppid()
+        # Our host gives us a pipe as stdin and never writes to it: EOF means it died.
+        # Other hosts (go-plugin) pass their own stdin, which we must not read.
+        watch_stdin = os.environ.get(ENV_WATCH_STDIN) == "1"
+        stopping = self._stopping
+
+        def watch() -> None:
+            poller: select.poll | None = None
+            if watch_stdin:
+                poller = select.poll()
+                poller.register(0, select.POLLIN)  # hang-ups are reported as well
+            while not stopping.is_set():
+                if poller is None:
+                    if stopping.wait(_PARENT_POLL):
+                        return
+                elif poller.poll(_PARENT_POLL * 1000):
+                    try:
+                        data = os.read(0, 4096)
+                    except OSError:
+                        poller = None  # stdin is unusable: watch the parent only
+                        continue
+                    if not data:
+                        self._host_gone("the host closed our stdin")
                 if os.getppid() != ppid:
                     self._host_gone("the host process is gone")
 
-        threading.Thread(target=poll_parent, name="tether-parent-watch", daemon=True).start()
-        if os.environ.get(ENV_WATCH_STDIN) == "1":
-            # Our host gives us a pipe as stdin and never writes to it: EOF means it died.
-            # Other hosts (go-plugin) pass their own stdin, which we must not read.
-            def watch_stdin() -> None:
-                try:
-                    while os.read(0, 4096):
-                        pass
-                except OSError:
-                    return
-                self._host_gone("the host closed our stdin")
+        threading.Thread(target=watch, name="tether-host-watch", daemon=True).start()
 
-            threading.Thread(target=watch_stdin, name="tether-stdin-watch", daemon=True).start()
+    def _read_specs(self) -> None:
+        """Read the served interfaces' specs while the host connects, not in its first
+        dispense, where the host waits for them.
+
+        The interfaces are the Interface classes an implementation derives from (or its own
+        class when it derives from Interface directly). A spec that cannot be read is left
+        for the dispense to report.
+        """
+        for impl in self.plugins.values():
+            own = type(impl)
+            bases = [k for k in own.__mro__[1:] if _is_interface(k)]
+            for cls in bases or [own]:
+                try:
+                    spec_of(cls)
+                except ConfigError:
+                    pass
 
     def _host_gone(self, why: str) -> None:
         if self._stopping.is_set():
