@@ -11,7 +11,7 @@ import socket
 import sys
 import threading
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any, Final, TypeGuard
 
 from . import _handshake as hs
@@ -145,6 +145,34 @@ def _configure_logging() -> None:
     root.setLevel(level if level in logging.getLevelNamesMapping() else logging.INFO)
 
 
+class _SpareThread:
+    """A connection thread started ahead of its connection: the host's first connection
+    (usually its only one) is served without a thread start while the host waits."""
+
+    def __init__(self, serve: Callable[[socket.socket], None]) -> None:
+        self._serve = serve
+        self._conn: socket.socket | None = None
+        self._decided = False
+        self._given = threading.Lock()
+        self._given.acquire()
+        threading.Thread(target=self._run, name="tether-conn", daemon=True).start()
+
+    def give(self, conn: socket.socket | None) -> None:
+        """Serve `conn`; None lets the thread end unused (the plugin stops first). Only the
+        first call counts: the accept loop's thread alone makes them."""
+        if self._decided:
+            return
+        self._decided = True
+        self._conn = conn
+        self._given.release()
+
+    def _run(self) -> None:
+        self._given.acquire()
+        conn, self._conn = self._conn, None
+        if conn is not None:
+            self._serve(conn)
+
+
 class _PluginServer:
     def __init__(self, plugins: Mapping[str, Plugin], version: int) -> None:
         self.plugins = dict(plugins)
@@ -164,20 +192,26 @@ class _PluginServer:
     def run(self) -> None:
         signal.signal(signal.SIGINT, signal.SIG_IGN)  # go-plugin: the host decides when we stop
         signal.signal(signal.SIGTERM, lambda *_: self.stop())
+        first: _SpareThread | None = None
         try:
             line = self._start_grpc() if self.is_grpc else self._listen()
-            # Before the line, while the host only waits for it: a thread started once the
-            # host is busy connecting can wait milliseconds for a CPU on a loaded machine.
+            # Threads start before the line, while the host only waits for it: a thread
+            # started once the host is busy connecting can wait milliseconds for a CPU on a
+            # loaded machine, with the host's first call waiting too.
             self._watch_parent()
+            first = None if self._grpc is not None else _SpareThread(self._serve_connection)
             sys.stdout.flush()
             os.write(1, (line.format() + "\n").encode())
             if self._grpc is not None:
                 self._grpc.capture_stdio()
                 self._grpc.wait()
             else:
+                assert first is not None
                 self._read_specs()
-                self._accept_loop()
+                self._accept_loop(first)
         finally:
+            if first is not None:
+                first.give(None)  # a no-op once it has its connection
             self._cleanup()
 
     def _start_grpc(self) -> hs.HandshakeLine:
@@ -291,9 +325,10 @@ class _PluginServer:
 
     # ----------------------------------------------------------------- serving
 
-    def _accept_loop(self) -> None:
+    def _accept_loop(self, first: _SpareThread) -> None:
         listener = self._listener
         assert listener is not None
+        spare: _SpareThread | None = first
         while not self._stopping.is_set():
             try:
                 conn, _ = listener.accept()
@@ -301,6 +336,10 @@ class _PluginServer:
                 if self._stopping.is_set():
                     break
                 time.sleep(0.01)
+                continue
+            if spare is not None:
+                spare.give(conn)
+                spare = None
                 continue
             threading.Thread(
                 target=self._serve_connection, args=(conn,), name="tether-conn", daemon=True
