@@ -152,9 +152,9 @@ def __getattr__(name: str) -> Any:
     module = _LAZY.get(name)
     if module is None:
         raise AttributeError(f"module 'tether' has no attribute {name!r}")
-    import importlib
-
-    value = getattr(importlib.import_module(module, __name__), name)
+    # The import statement's machinery rather than importlib.import_module(): `python -X
+    # importtime` reports only imports made that way, and start-up profiles need tether's.
+    value = getattr(__import__(__name__ + module, None, None, [name]), name)
     if isinstance(value, type) and value.__module__.startswith("tether."):
         value.__module__ = "tether"
     globals()[name] = value

@@ -13,7 +13,6 @@ import inspect
 import re
 import typing
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from typing import Any, ClassVar, Final
 
 import msgspec
@@ -45,7 +44,8 @@ _STREAM_ORIGINS: Final = frozenset(
 )
 _MakeProxy = Callable[[ObjectRef, "type[Interface]"], Any]
 # msgspec reports where a value failed as "- at `$[1].x`" or "- at `key` in `$[1]`".
-_PATH: Final = re.compile(r" - at (`key` in )?`\$\[(\d+)\](.*)`$")
+# Compiled on the first failure: a plugin's start-up would pay for it otherwise.
+_PATH_PATTERN: Final = r" - at (`key` in )?`\$\[(\d+)\](.*)`$"
 # Values a caller passes must already have their hinted type: msgspec must not accept a
 # JSON-style stand-in (a str silently base64-decoded into bytes, or parsed as a datetime).
 _strict_out: tuple[type, ...] | None = None
@@ -54,7 +54,8 @@ _strict_out: tuple[type, ...] | None = None
 def _strict_out_types() -> tuple[type, ...]:
     """The types a caller's values must already have (see above), built on first use.
 
-    decimal and uuid take ~9 ms to import: a plugin that only receives calls never needs them.
+    decimal and uuid take ~9 ms to import and a plugin that only receives calls never needs
+    them, so tether does not import them itself (msgspec 0.23's _core imports both anyway).
     """
     global _strict_out
     if _strict_out is None:
@@ -99,33 +100,74 @@ class Interface:
     __tether_proxy__: ClassVar[bool] = False
 
 
-@dataclass(slots=True)
 class MethodSpec:
-    """One interface method: how to check its arguments and convert its result."""
+    """One interface method: how to check its arguments and convert its result.
 
-    interface: str
-    name: str
-    params: tuple[str, ...]
-    param_types: tuple[Any, ...]
-    defaults: tuple[Any, ...]
-    return_type: Any
-    stream: bool
-    ref_params: dict[int, type[Interface]]
-    ref_result: type[Interface] | None
-    _args_type: Any = None
-    _scalar_types: tuple[type, ...] | None = None
-    _result_scalar: type | None = None
-    _needs_result_convert: bool = True
-    # Whether arguments / results may hold a buffer for the shared-memory path: methods of
-    # scalars only skip looking for one on every call.
-    buffer_args: bool = True
-    buffer_result: bool = True
-    _signature: inspect.Signature | None = field(default=None, repr=False)
-    # Computed once: both sides used to format it on every call.
-    qualname: str = field(init=False, repr=False, compare=False)
+    A plain slotted class rather than a dataclass: every plugin imports this module before
+    its handshake, and creating a dataclass costs ~1 ms there.
+    """
 
-    def __post_init__(self) -> None:
-        self.qualname = f"{self.interface}.{self.name}"
+    __slots__ = (
+        "_args_type",
+        "_needs_result_convert",
+        "_result_scalar",
+        "_scalar_types",
+        "_signature",
+        "buffer_args",
+        "buffer_result",
+        "defaults",
+        "interface",
+        "name",
+        "param_types",
+        "params",
+        "qualname",
+        "ref_params",
+        "ref_result",
+        "return_type",
+        "stream",
+    )
+
+    def __init__(
+        self,
+        *,
+        interface: str,
+        name: str,
+        params: tuple[str, ...],
+        param_types: tuple[Any, ...],
+        defaults: tuple[Any, ...],
+        return_type: Any,
+        stream: bool,
+        ref_params: dict[int, type[Interface]],
+        ref_result: type[Interface] | None,
+        signature: inspect.Signature | None = None,
+    ) -> None:
+        self.interface = interface
+        self.name = name
+        self.params = params
+        self.param_types = param_types
+        self.defaults = defaults
+        self.return_type = return_type
+        self.stream = stream
+        self.ref_params = ref_params
+        self.ref_result = ref_result
+        self._args_type: Any = None
+        self._scalar_types: tuple[type, ...] | None = None
+        self._result_scalar: type | None = None
+        self._needs_result_convert = True
+        # Whether arguments / results may hold a buffer for the shared-memory path: methods
+        # of scalars only skip looking for one on every call.
+        self.buffer_args = True
+        self.buffer_result = True
+        self._signature = signature
+        # Computed once: both sides used to format it on every call.
+        self.qualname = f"{interface}.{name}"
+
+    def __repr__(self) -> str:
+        return (
+            f"MethodSpec({self.qualname}, params={self.params!r}, "
+            f"param_types={self.param_types!r}, return_type={self.return_type!r}, "
+            f"stream={self.stream!r})"
+        )
 
     def bind(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> list[Any]:
         """Turn a call's positional and keyword arguments into the positional wire list."""
@@ -231,7 +273,7 @@ class MethodSpec:
             ) from None
 
     def _argument_error(self, text: str) -> ArgumentError:
-        match = _PATH.search(text)
+        match = re.search(_PATH_PATTERN, text)
         if match is None:
             return ArgumentError(f"{self.qualname}(): {text}", self.qualname)
         is_key, index, rest = match.group(1), int(match.group(2)), match.group(3)
@@ -247,7 +289,7 @@ class MethodSpec:
 
 
 def _strip_path(text: str) -> str:
-    return _PATH.sub("", text)
+    return re.sub(_PATH_PATTERN, "", text)
 
 
 def _ref_value(
@@ -274,13 +316,18 @@ def _ref_value(
     )
 
 
-@dataclass(slots=True)
 class InterfaceSpec:
-    """All methods of an interface, keyed by name."""
+    """All methods of an interface, keyed by name (slotted, not a dataclass: see MethodSpec)."""
 
-    name: str
-    cls: type[Interface]
-    methods: dict[str, MethodSpec]
+    __slots__ = ("cls", "methods", "name")
+
+    def __init__(self, name: str, cls: type[Interface], methods: dict[str, MethodSpec]) -> None:
+        self.name = name
+        self.cls = cls
+        self.methods = methods
+
+    def __repr__(self) -> str:
+        return f"InterfaceSpec({self.name}, methods={sorted(self.methods)!r})"
 
 
 def _is_interface(tp: Any) -> bool:
@@ -349,7 +396,7 @@ def _method_spec(cls: type[Interface], name: str, func: Callable[..., Any]) -> M
         stream=stream,
         ref_params=refs,
         ref_result=ref_result,
-        _signature=signature,
+        signature=signature,
     )
     # A tuple type over the parameter hints lets msgspec check all arguments in one C call.
     spec._args_type = tuple.__class_getitem__(tuple(types)) if types else tuple[()]

@@ -5,12 +5,13 @@ from __future__ import annotations
 
 import logging
 import os
+import select
 import signal
 import socket
 import sys
 import threading
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any, Final, TypeGuard
 
 from . import _handshake as hs
@@ -18,7 +19,7 @@ from ._dispatch import AfterReply, ExportTable
 from ._endpoint import SyncEndpoint
 from ._env import ENV_LOG_LEVEL, ENV_TRANSPORT, ENV_WATCH_STDIN, TRACE
 from ._errors import ConfigError, HandshakeError, TetherError
-from ._interface import Interface, find_interface, spec_of
+from ._interface import Interface, _is_interface, find_interface, spec_of
 from ._transport import (
     check_peer,
     listen_tcp,
@@ -144,6 +145,34 @@ def _configure_logging() -> None:
     root.setLevel(level if level in logging.getLevelNamesMapping() else logging.INFO)
 
 
+class _SpareThread:
+    """A connection thread started ahead of its connection: the host's first connection
+    (usually its only one) is served without a thread start while the host waits."""
+
+    def __init__(self, serve: Callable[[socket.socket], None]) -> None:
+        self._serve = serve
+        self._conn: socket.socket | None = None
+        self._decided = False
+        self._given = threading.Lock()
+        self._given.acquire()
+        threading.Thread(target=self._run, name="tether-conn", daemon=True).start()
+
+    def give(self, conn: socket.socket | None) -> None:
+        """Serve `conn`; None lets the thread end unused (the plugin stops first). Only the
+        first call counts: the accept loop's thread alone makes them."""
+        if self._decided:
+            return
+        self._decided = True
+        self._conn = conn
+        self._given.release()
+
+    def _run(self) -> None:
+        self._given.acquire()
+        conn, self._conn = self._conn, None
+        if conn is not None:
+            self._serve(conn)
+
+
 class _PluginServer:
     def __init__(self, plugins: Mapping[str, Plugin], version: int) -> None:
         self.plugins = dict(plugins)
@@ -163,17 +192,26 @@ class _PluginServer:
     def run(self) -> None:
         signal.signal(signal.SIGINT, signal.SIG_IGN)  # go-plugin: the host decides when we stop
         signal.signal(signal.SIGTERM, lambda *_: self.stop())
+        first: _SpareThread | None = None
         try:
             line = self._start_grpc() if self.is_grpc else self._listen()
+            # Threads start before the line, while the host only waits for it: a thread
+            # started once the host is busy connecting can wait milliseconds for a CPU on a
+            # loaded machine, with the host's first call waiting too.
             self._watch_parent()
+            first = None if self._grpc is not None else _SpareThread(self._serve_connection)
             sys.stdout.flush()
             os.write(1, (line.format() + "\n").encode())
             if self._grpc is not None:
                 self._grpc.capture_stdio()
                 self._grpc.wait()
             else:
-                self._accept_loop()
+                assert first is not None
+                self._read_specs()
+                self._accept_loop(first)
         finally:
+            if first is not None:
+                first.give(None)  # a no-op once it has its connection
             self._cleanup()
 
     def _start_grpc(self) -> hs.HandshakeLine:
@@ -220,27 +258,55 @@ class _PluginServer:
         )
 
     def _watch_parent(self) -> None:
-        """Exit when the host dies, even by SIGKILL: stdin EOF, or a change of parent."""
-        ppid = os.getppid()
+        """Exit when the host dies, even by SIGKILL: stdin EOF, or a change of parent.
 
-        def poll_parent() -> None:
-            while not self._stopping.wait(_PARENT_POLL):
+        One thread watches both, sleeping in poll() on stdin between looks at the parent:
+        each thread start is paid before the first call is served.
+        """
+        ppid = os.getppid()
+        # Our host gives us a pipe as stdin and never writes to it: EOF means it died.
+        # Other hosts (go-plugin) pass their own stdin, which we must not read.
+        watch_stdin = os.environ.get(ENV_WATCH_STDIN) == "1"
+        stopping = self._stopping
+
+        def watch() -> None:
+            poller: select.poll | None = None
+            if watch_stdin:
+                poller = select.poll()
+                poller.register(0, select.POLLIN)  # hang-ups are reported as well
+            while not stopping.is_set():
+                if poller is None:
+                    if stopping.wait(_PARENT_POLL):
+                        return
+                elif poller.poll(_PARENT_POLL * 1000):
+                    try:
+                        data = os.read(0, 4096)
+                    except OSError:
+                        poller = None  # stdin is unusable: watch the parent only
+                        continue
+                    if not data:
+                        self._host_gone("the host closed our stdin")
                 if os.getppid() != ppid:
                     self._host_gone("the host process is gone")
 
-        threading.Thread(target=poll_parent, name="tether-parent-watch", daemon=True).start()
-        if os.environ.get(ENV_WATCH_STDIN) == "1":
-            # Our host gives us a pipe as stdin and never writes to it: EOF means it died.
-            # Other hosts (go-plugin) pass their own stdin, which we must not read.
-            def watch_stdin() -> None:
-                try:
-                    while os.read(0, 4096):
-                        pass
-                except OSError:
-                    return
-                self._host_gone("the host closed our stdin")
+        threading.Thread(target=watch, name="tether-host-watch", daemon=True).start()
 
-            threading.Thread(target=watch_stdin, name="tether-stdin-watch", daemon=True).start()
+    def _read_specs(self) -> None:
+        """Read the served interfaces' specs while the host connects, not in its first
+        dispense, where the host waits for them.
+
+        The interfaces are the Interface classes an implementation derives from (or its own
+        class when it derives from Interface directly). A spec that cannot be read is left
+        for the dispense to report.
+        """
+        for impl in self.plugins.values():
+            own = type(impl)
+            bases = [k for k in own.__mro__[1:] if _is_interface(k)]
+            for cls in bases or [own]:
+                try:
+                    spec_of(cls)
+                except ConfigError:
+                    pass
 
     def _host_gone(self, why: str) -> None:
         if self._stopping.is_set():
@@ -252,9 +318,10 @@ class _PluginServer:
 
     # ----------------------------------------------------------------- serving
 
-    def _accept_loop(self) -> None:
+    def _accept_loop(self, first: _SpareThread) -> None:
         listener = self._listener
         assert listener is not None
+        spare: _SpareThread | None = first
         while not self._stopping.is_set():
             try:
                 conn, _ = listener.accept()
@@ -262,6 +329,10 @@ class _PluginServer:
                 if self._stopping.is_set():
                     break
                 time.sleep(0.01)
+                continue
+            if spare is not None:
+                spare.give(conn)
+                spare = None
                 continue
             threading.Thread(
                 target=self._serve_connection, args=(conn,), name="tether-conn", daemon=True
