@@ -114,3 +114,18 @@ def test_the_plugin_env_wins_over_the_host_budget(
     client = make_client(env={ENV_SPIN_US: "0"})
     client.start()
     assert client.dispense("echo", Echo).getenv(ENV_SPIN_US) == "0"
+
+
+def test_polling_backs_off_when_answers_do_not_come_in_time(make_client: MakeClient) -> None:
+    # The host pauses between calls longer than the budget: a plugin that polled after every
+    # reply would burn the whole budget each time (60 x 3 ms); it backs off after a miss.
+    client = make_client(env={ENV_SPIN_US: "3000"})
+    client.start()
+    echo = client.dispense("echo", Echo)
+    assert client.pid is not None
+    echo.add(1, 1)
+    before = _cpu_seconds(client.pid)
+    for i in range(60):
+        time.sleep(0.005)
+        assert echo.add(i, 1) == i + 1
+    assert _cpu_seconds(client.pid) - before < 0.09

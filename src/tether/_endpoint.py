@@ -88,6 +88,7 @@ _RECV_SIZE: Final = 256 * 1024
 _SHM_ASK_TIMEOUT: Final = 10.0  # for the peer's answer to the shared-memory question
 _MAX_WORKERS: Final = 256
 _DEFAULT_SPIN_US: Final = 50
+_SPIN_BACKOFF: Final = 32
 _log = logging.getLogger("tether")
 _TEMP_WORKER_POLL: Final = 0.2  # how often a host-side helper reader checks if it is needed
 # An inline request running longer than _WATCHDOG_MIN gets the reading role taken from it;
@@ -198,6 +199,7 @@ class SyncEndpoint:
         self._releases: list[int] = []
         self._poller: select.poll | None = None
         self._spin_poll: select.poll | None = None
+        self._spin_skip = 0  # waits left that sleep at once, after a poll that came to nothing
         # Only plain sockets: a TLS socket may hold decrypted bytes that poll() cannot see.
         self._spin_ns = spin_budget_ns() if type(sock) is socket.socket else 0
         self._aio: _AsyncRunner | None = None
@@ -564,7 +566,6 @@ class SyncEndpoint:
         reads_fds = self._reads_fds
         decode = codec._decoder.decode
         spin_ns = self._spin_ns
-        monotonic_ns = time.monotonic_ns
         payloads = self._payloads
         payload: bytes | bytearray | memoryview | None
         while not (w.done or w.items):
@@ -580,17 +581,10 @@ class SyncEndpoint:
                 if deadline is not None and not self._readable(deadline):
                     return None
                 if spin_ns and deadline is None and len(pending) <= 1 and not self._executing:
-                    # Sequential traffic: the answer (or the next request) usually comes
-                    # within microseconds, sooner than a sleeping thread is woken up again.
-                    spin_poll = self._spin_poll
-                    if spin_poll is None:
-                        spin_poll = self._spin_poll = select.poll()
-                        spin_poll.register(sock, select.POLLIN | select.POLLERR | select.POLLHUP)
-                    poll = spin_poll.poll
-                    if not poll(0):
-                        end = monotonic_ns() + spin_ns
-                        while not poll(0) and monotonic_ns() < end:
-                            pass
+                    if self._spin_skip:
+                        self._spin_skip -= 1
+                    else:
+                        self._spin(spin_ns)
                 try:
                     if reads_fds:
                         size, ancillary, flags, _ = sock.recvmsg_into(
@@ -701,6 +695,28 @@ class SyncEndpoint:
                 continue
             self._deliver(message)
         return None
+
+    def _spin(self, budget_ns: int) -> None:
+        """Poll the socket for up to `budget_ns` before the caller sleeps in recv().
+
+        Sequential traffic: the answer (or the next request) usually comes within
+        microseconds, sooner than a sleeping thread is woken up again. When it does not
+        (the peer thinks between calls, or the CPUs are busy with other work and polling
+        only takes time from the peer), the next _SPIN_BACKOFF waits sleep at once.
+        """
+        poll = self._spin_poll
+        if poll is None:
+            poll = self._spin_poll = select.poll()
+            poll.register(self._sock, select.POLLIN | select.POLLERR | select.POLLHUP)
+        ready = poll.poll
+        if ready(0):
+            return
+        monotonic_ns = time.monotonic_ns
+        end = monotonic_ns() + budget_ns
+        while not ready(0):
+            if monotonic_ns() >= end:
+                self._spin_skip = _SPIN_BACKOFF
+                return
 
     def _recv_large(self, rest: memoryview, deadline: float | None) -> bytearray | None:
         """Read the rest of a large frame straight into its buffer (None: failed or late)."""
