@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import mmap
 import os
+import random
 import sys
 from collections.abc import AsyncIterator, Iterator
 from typing import Any
@@ -31,6 +32,16 @@ SIZES = [0, 17, _shm.SHM_THRESHOLD - 1, _shm.SHM_THRESHOLD, BIG]
 
 def _payload(size: int) -> bytes:
     return bytes(range(256)) * (size // 256) + bytes(size % 256)
+
+
+def _unique(size: int) -> bytes:
+    """Bytes without a period: a copy off by any offset differs (unlike `_payload`)."""
+    return random.Random(size).randbytes(size)
+
+
+# Around where a copy starts to be made in huge pages, and across 2 MiB and 4 KiB edges.
+HUGE = _shm._HUGE_FROM
+HUGE_SIZES = [HUGE - 1, HUGE, HUGE + 1, 3 * _shm._HUGE_PAGE + mmap.PAGESIZE - 1, 5 * 2**20 + 17]
 
 
 def _shm_files() -> set[str]:
@@ -80,6 +91,40 @@ def test_memoryview_round_trip(b: Any, size: int) -> None:
     result = b.echo_memoryview(memoryview(data))
     assert type(result) is memoryview
     assert result == data
+
+
+@pytest.mark.parametrize("size", HUGE_SIZES)
+def test_huge_buffers_round_trip_with_their_content(b: Any, size: int) -> None:
+    data = _unique(size)
+    result = b.echo_bytes(data)
+    assert type(result) is bytes
+    assert result == data
+    array = b.echo_bytearray(bytearray(data))
+    assert type(array) is bytearray
+    assert array == data
+    array[-1:] = b"x"  # the receiver owns a writable copy
+    view = b.echo_memoryview(memoryview(data))
+    assert isinstance(view.obj, mmap.mmap)  # still zero-copy
+    assert view == data
+
+
+@pytest.mark.parametrize("kind", [_shm._BYTES, _shm._BYTEARRAY])
+@pytest.mark.parametrize("size", [*HUGE_SIZES, 2 * HUGE + 4096])
+def test_copy_read_from_a_memfd_has_its_content(kind: int, size: int) -> None:
+    data = _unique(size)
+    fd = os.memfd_create("tether-test", os.MFD_CLOEXEC)
+    try:
+        os.write(fd, data + b"tail the reference leaves out")
+        owned = _shm._huge_copy(fd, size, kind)
+        assert _shm._native_calls() is not None  # the huge-page path ran, not the fallback
+        assert type(owned) is (bytes if kind == _shm._BYTES else bytearray)
+        assert owned == data
+        # Below HUGE a bytearray is copied out of a mapping instead (None: map it).
+        small_array = kind == _shm._BYTEARRAY and size < HUGE
+        assert _shm._read_owned(fd, size, kind) == (None if small_array else data)
+        assert hash(_shm._read_owned(fd, size, _shm._BYTES)) == hash(data)
+    finally:
+        os.close(fd)
 
 
 def test_large_memoryviews_are_views_of_a_mapping_both_ways(b: Any) -> None:
@@ -153,6 +198,10 @@ def test_no_descriptor_leaks(b: Any) -> None:
     for _ in range(20):
         b.echo_bytes(data)
         b.echo_memoryview(memoryview(data))
+    huge = _payload(HUGE + 1)
+    for _ in range(5):
+        b.echo_bytes(huge)
+        b.echo_bytearray(bytearray(huge))
     assert _open_fds() == before_host
     assert b.fd_count() == before_plugin
 
@@ -222,6 +271,17 @@ async def test_async_round_trips(ab: Any, size: int) -> None:
 
 
 @pytest.mark.asyncio(loop_scope="module")
+@pytest.mark.parametrize("size", [HUGE - 1, HUGE + 4097])
+async def test_async_huge_round_trips(ab: Any, size: int) -> None:
+    data = _unique(size)
+    assert await ab.echo_bytes(data) == data
+    result = await ab.echo_bytearray(bytearray(data))
+    assert type(result) is bytearray
+    assert result == data
+    assert await ab.echo_memoryview(memoryview(data)) == data
+
+
+@pytest.mark.asyncio(loop_scope="module")
 async def test_async_concurrent_large_calls(ab: Any) -> None:
     payloads = [_payload(BIG + i) for i in range(8)]
     results = await asyncio.gather(*(ab.echo_bytes(p) for p in payloads))
@@ -241,6 +301,7 @@ async def test_async_no_descriptor_leaks(ab: Any) -> None:
     before = _open_fds()
     for _ in range(10):
         await ab.echo_bytes(data)
+        await ab.echo_bytes(_payload(HUGE))
     assert _open_fds() == before
 
 
