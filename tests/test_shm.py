@@ -7,6 +7,7 @@ import mmap
 import os
 import random
 import sys
+from collections import deque
 from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
@@ -127,6 +128,69 @@ def test_copy_read_from_a_memfd_has_its_content(kind: int, size: int) -> None:
         os.close(fd)
 
 
+def test_consecutive_calls_reusing_a_memfd_carry_each_its_own_content(b: Any) -> None:
+    # Same size, then smaller (a kept memfd up to twice the size is reused), then larger.
+    for size in [HUGE, HUGE, HUGE - 12_345, BIG, BIG, 2 * HUGE + 1, HUGE]:
+        for data in (_unique(size), _unique(size + 1)[1:]):
+            assert b.echo_bytes(data) == data
+            assert b.echo_bytearray(bytearray(data)) == data
+            assert b.checksum(data, memoryview(data)) == 2 * (sum(data[::4096]) + len(data))
+
+
+def _request(*args: Any) -> list[Any]:
+    return [0, 1, 0, "m", list(args)]  # a REQUEST as _shm.lift sees it
+
+
+def _sent(fds: list[int], size: int, kind: int = _shm._BYTES) -> Any:
+    """What a receiver makes of a lifted buffer (map_shared consumes and closes the fd)."""
+    from tether._shm import _header
+
+    return _shm.map_shared(memoryview(_header.encode((kind, size, "", ()))), deque(fds))
+
+
+def test_spares_reuse_only_answered_calls_bytes_memfds() -> None:
+    spares = _shm.Spares()
+    before = _open_fds()
+    first, second = _unique(BIG), _unique(BIG + 1)[1:]
+    kept: list[tuple[int, int]] = []
+    _, fds = _shm.lift(_request(first, memoryview(first), 1), spares, kept)
+    assert len(fds) == 2
+    assert len(kept) == 1  # the memoryview's memfd stays the receiver's: never reused
+    inode = os.fstat(kept[0][0]).st_ino
+    assert _sent(fds[:1], BIG) == first
+    _shm.close_fds(fds)
+    spares.settle(kept, answered=True)
+    assert not kept
+    _, fds = _shm.lift(_request(second), spares, kept)
+    assert os.fstat(fds[0]).st_ino == inode  # the same file, overwritten
+    assert _sent(fds, BIG) == second
+    spares.settle(kept, answered=False)  # timed out: the peer may still read it
+    _, fds = _shm.lift(_request(second), spares, kept)
+    assert os.fstat(fds[0]).st_ino != inode
+    _shm.close_fds(fds)
+    spares.settle(kept, answered=True)
+    assert spares.take(4 * BIG) is None  # too small
+    assert spares.take(BIG // 2 - 1) is None  # would waste more than the buffer again
+    spares.close()
+    _, fds = _shm.lift(_request(bytearray(first)), spares, kept)
+    _shm.close_fds(fds)
+    spares.settle(kept, answered=True)  # after close: closed, not kept
+    assert _open_fds() == before
+
+
+def test_spares_keep_at_most_a_few_memfds() -> None:
+    spares = _shm.Spares()
+    before = _open_fds()
+    kept: list[tuple[int, int]] = []
+    for size in (BIG, 3 * BIG, 9 * BIG):
+        _, fds = _shm.lift(_request(bytes(size)), spares, kept)
+        _shm.close_fds(fds)
+    spares.settle(kept, answered=True)
+    assert _open_fds() == before + _shm._SPARES
+    spares.close()
+    assert _open_fds() == before
+
+
 def test_large_memoryviews_are_views_of_a_mapping_both_ways(b: Any) -> None:
     assert b.origin(memoryview(_payload(BIG))) == "mmap"
     assert b.origin(memoryview(_payload(1000))) == "bytes"
@@ -224,6 +288,16 @@ def test_property_round_trip(b: Any, size: int, kind: str, fill: int) -> None:
         assert b.echo_memoryview(memoryview(data)) == data
 
 
+def test_closing_the_client_closes_the_kept_memfds() -> None:
+    fds = _open_fds()
+    with tether.Client(CMD, handshake=HANDSHAKE, kill_timeout=0.5) as c:
+        buffers: Any = c.dispense("buffers", Buffers, timeout=LIMIT)
+        for size in (BIG, HUGE, HUGE):
+            assert buffers.echo_bytes(_payload(size)) == _payload(size)
+        assert _open_fds() > fds
+    assert _open_fds() <= fds
+
+
 def test_plugin_crash_mid_call_leaves_nothing_behind() -> None:
     before = _shm_files()
     fds = _open_fds()
@@ -279,6 +353,16 @@ async def test_async_huge_round_trips(ab: Any, size: int) -> None:
     assert type(result) is bytearray
     assert result == data
     assert await ab.echo_memoryview(memoryview(data)) == data
+
+
+@pytest.mark.asyncio(loop_scope="module")
+async def test_async_calls_reusing_memfds_carry_each_its_own_content(ab: Any) -> None:
+    for size in [HUGE, HUGE, HUGE - 777, BIG, 2 * HUGE + 1]:
+        data = _unique(size)
+        assert await ab.echo_bytes(data) == data
+        assert await ab.echo_bytearray(bytearray(data[::-1])) == data[::-1]
+    payloads = [_unique(HUGE + i) for i in range(4)]
+    assert await asyncio.gather(*(ab.echo_bytes(p) for p in payloads)) == payloads
 
 
 @pytest.mark.asyncio(loop_scope="module")
