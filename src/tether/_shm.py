@@ -7,7 +7,9 @@ travels with the frame as SCM_RIGHTS ancillary data and the frame carries a smal
 (msgpack extension type 2). The receiver maps the memfd: a `memoryview` or numpy array is
 delivered as a view of the mapping (zero-copy, unmapped when the last reference goes); `bytes`
 and `bytearray` own their memory, so they are copied once, with read() rather than through a
-mapping, and from 4 MiB into a fresh object madvised for huge pages (see `_huge_copy`).
+mapping, and from 4 MiB into a fresh object madvised for huge pages (see `_huge_copy`). A
+call's `bytes` / `bytearray` arguments may be written into a memfd of an earlier, answered call
+of the same connection (see `Spares`).
 
 Nothing has a name: the memfd is freed by the kernel when the last descriptor and mapping go,
 also when either process crashes with the descriptor in flight. Before its first descriptor,
