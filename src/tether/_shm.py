@@ -471,6 +471,8 @@ def map_shared(data: memoryview, fds: deque[int]) -> Any:
         if os.fstat(fd).st_size < size or size <= 0:
             raise ProtocolError("a shared-memory buffer is smaller than its reference says")
         if kind in (_BYTES, _BYTEARRAY):
+            # Copied (and the descriptor closed) now, while the message is decoded, never
+            # later: the sender of a call reuses this memfd once the call is answered (Spares).
             owned = _read_owned(fd, size, kind)
             if owned is not None:
                 return owned
