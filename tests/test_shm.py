@@ -5,7 +5,9 @@ from __future__ import annotations
 import asyncio
 import mmap
 import os
+import random
 import sys
+from collections import deque
 from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
@@ -31,6 +33,16 @@ SIZES = [0, 17, _shm.SHM_THRESHOLD - 1, _shm.SHM_THRESHOLD, BIG]
 
 def _payload(size: int) -> bytes:
     return bytes(range(256)) * (size // 256) + bytes(size % 256)
+
+
+def _unique(size: int) -> bytes:
+    """Bytes without a period: a copy off by any offset differs (unlike `_payload`)."""
+    return random.Random(size).randbytes(size)
+
+
+# Around where a copy starts to be made in huge pages, and across 2 MiB and 4 KiB edges.
+HUGE = _shm._HUGE_FROM
+HUGE_SIZES = [HUGE - 1, HUGE, HUGE + 1, 3 * _shm._HUGE_PAGE + mmap.PAGESIZE - 1, 5 * 2**20 + 17]
 
 
 def _shm_files() -> set[str]:
@@ -80,6 +92,103 @@ def test_memoryview_round_trip(b: Any, size: int) -> None:
     result = b.echo_memoryview(memoryview(data))
     assert type(result) is memoryview
     assert result == data
+
+
+@pytest.mark.parametrize("size", HUGE_SIZES)
+def test_huge_buffers_round_trip_with_their_content(b: Any, size: int) -> None:
+    data = _unique(size)
+    result = b.echo_bytes(data)
+    assert type(result) is bytes
+    assert result == data
+    array = b.echo_bytearray(bytearray(data))
+    assert type(array) is bytearray
+    assert array == data
+    array[-1:] = b"x"  # the receiver owns a writable copy
+    view = b.echo_memoryview(memoryview(data))
+    assert isinstance(view.obj, mmap.mmap)  # still zero-copy
+    assert view == data
+
+
+@pytest.mark.parametrize("kind", [_shm._BYTES, _shm._BYTEARRAY])
+@pytest.mark.parametrize("size", [*HUGE_SIZES, 2 * HUGE + 4096])
+def test_copy_read_from_a_memfd_has_its_content(kind: int, size: int) -> None:
+    data = _unique(size)
+    fd = os.memfd_create("tether-test", os.MFD_CLOEXEC)
+    try:
+        os.write(fd, data + b"tail the reference leaves out")
+        owned = _shm._huge_copy(fd, size, kind)
+        assert _shm._native_calls() is not None  # the huge-page path ran, not the fallback
+        assert type(owned) is (bytes if kind == _shm._BYTES else bytearray)
+        assert owned == data
+        # Below HUGE a bytearray is copied out of a mapping instead (None: map it).
+        small_array = kind == _shm._BYTEARRAY and size < HUGE
+        assert _shm._read_owned(fd, size, kind) == (None if small_array else data)
+        assert hash(_shm._read_owned(fd, size, _shm._BYTES)) == hash(data)
+    finally:
+        os.close(fd)
+
+
+def test_consecutive_calls_reusing_a_memfd_carry_each_its_own_content(b: Any) -> None:
+    # Same size, then smaller (a kept memfd up to twice the size is reused), then larger.
+    for size in [HUGE, HUGE, HUGE - 12_345, BIG, BIG, 2 * HUGE + 1, HUGE]:
+        for data in (_unique(size), _unique(size + 1)[1:]):
+            assert b.echo_bytes(data) == data
+            assert b.echo_bytearray(bytearray(data)) == data
+            assert b.checksum(data, memoryview(data)) == 2 * (sum(data[::4096]) + len(data))
+
+
+def _request(*args: Any) -> list[Any]:
+    return [0, 1, 0, "m", list(args)]  # a REQUEST as _shm.lift sees it
+
+
+def _sent(fds: list[int], size: int, kind: int = _shm._BYTES) -> Any:
+    """What a receiver makes of a lifted buffer (map_shared consumes and closes the fd)."""
+    from tether._shm import _header
+
+    return _shm.map_shared(memoryview(_header.encode((kind, size, "", ()))), deque(fds))
+
+
+def test_spares_reuse_only_answered_calls_bytes_memfds() -> None:
+    spares = _shm.Spares()
+    before = _open_fds()
+    first, second = _unique(BIG), _unique(BIG + 1)[1:]
+    kept: list[tuple[int, int]] = []
+    _, fds = _shm.lift(_request(first, memoryview(first), 1), spares, kept)
+    assert len(fds) == 2
+    assert len(kept) == 1  # the memoryview's memfd stays the receiver's: never reused
+    inode = os.fstat(kept[0][0]).st_ino
+    assert _sent(fds[:1], BIG) == first
+    _shm.close_fds(fds)
+    spares.settle(kept, answered=True)
+    assert not kept
+    _, fds = _shm.lift(_request(second), spares, kept)
+    assert os.fstat(fds[0]).st_ino == inode  # the same file, overwritten
+    assert _sent(fds, BIG) == second
+    spares.settle(kept, answered=False)  # timed out: the peer may still read it
+    _, fds = _shm.lift(_request(second), spares, kept)
+    assert os.fstat(fds[0]).st_ino != inode
+    _shm.close_fds(fds)
+    spares.settle(kept, answered=True)
+    assert spares.take(4 * BIG) is None  # too small
+    assert spares.take(BIG // 2 - 1) is None  # would waste more than the buffer again
+    spares.close()
+    _, fds = _shm.lift(_request(bytearray(first)), spares, kept)
+    _shm.close_fds(fds)
+    spares.settle(kept, answered=True)  # after close: closed, not kept
+    assert _open_fds() == before
+
+
+def test_spares_keep_at_most_a_few_memfds() -> None:
+    spares = _shm.Spares()
+    before = _open_fds()
+    kept: list[tuple[int, int]] = []
+    for size in (BIG, 3 * BIG, 9 * BIG):
+        _, fds = _shm.lift(_request(bytes(size)), spares, kept)
+        _shm.close_fds(fds)
+    spares.settle(kept, answered=True)
+    assert _open_fds() == before + _shm._SPARES
+    spares.close()
+    assert _open_fds() == before
 
 
 def test_large_memoryviews_are_views_of_a_mapping_both_ways(b: Any) -> None:
@@ -144,15 +253,21 @@ def test_stream_of_large_items(b: Any) -> None:
 
 
 def test_no_descriptor_leaks(b: Any) -> None:
-    data = _payload(BIG)
-    # Warm up lazily opened things; a mapping still referenced (the last memoryview, until
-    # the next call replaces it) holds one descriptor: Python's mmap keeps a dup of it.
-    b.echo_bytes(data)
-    b.echo_memoryview(memoryview(data))
-    before_host, before_plugin = _open_fds(), b.fd_count()
-    for _ in range(20):
+    data, huge = _payload(BIG), _payload(HUGE + 1)
+
+    def cycle() -> None:
         b.echo_bytes(data)
+        b.echo_bytes(huge)
+        b.echo_bytearray(bytearray(huge))
         b.echo_memoryview(memoryview(data))
+
+    # Warm up lazily opened things; a mapping still referenced (the last memoryview, until
+    # the next call replaces it) holds one descriptor: Python's mmap keeps a dup of it; the
+    # host keeps one memfd of each size for the next call's arguments (_shm.Spares).
+    cycle()
+    before_host, before_plugin = _open_fds(), b.fd_count()
+    for _ in range(10):
+        cycle()
     assert _open_fds() == before_host
     assert b.fd_count() == before_plugin
 
@@ -173,6 +288,16 @@ def test_property_round_trip(b: Any, size: int, kind: str, fill: int) -> None:
         assert b.echo_bytearray(bytearray(data)) == data
     else:
         assert b.echo_memoryview(memoryview(data)) == data
+
+
+def test_closing_the_client_closes_the_kept_memfds() -> None:
+    fds = _open_fds()
+    with tether.Client(CMD, handshake=HANDSHAKE, kill_timeout=0.5) as c:
+        buffers: Any = c.dispense("buffers", Buffers, timeout=LIMIT)
+        for size in (BIG, HUGE, HUGE):
+            assert buffers.echo_bytes(_payload(size)) == _payload(size)
+        assert _open_fds() > fds
+    assert _open_fds() <= fds
 
 
 def test_plugin_crash_mid_call_leaves_nothing_behind() -> None:
@@ -222,6 +347,27 @@ async def test_async_round_trips(ab: Any, size: int) -> None:
 
 
 @pytest.mark.asyncio(loop_scope="module")
+@pytest.mark.parametrize("size", [HUGE - 1, HUGE + 4097])
+async def test_async_huge_round_trips(ab: Any, size: int) -> None:
+    data = _unique(size)
+    assert await ab.echo_bytes(data) == data
+    result = await ab.echo_bytearray(bytearray(data))
+    assert type(result) is bytearray
+    assert result == data
+    assert await ab.echo_memoryview(memoryview(data)) == data
+
+
+@pytest.mark.asyncio(loop_scope="module")
+async def test_async_calls_reusing_memfds_carry_each_its_own_content(ab: Any) -> None:
+    for size in [HUGE, HUGE, HUGE - 777, BIG, 2 * HUGE + 1]:
+        data = _unique(size)
+        assert await ab.echo_bytes(data) == data
+        assert await ab.echo_bytearray(bytearray(data[::-1])) == data[::-1]
+    payloads = [_unique(HUGE + i) for i in range(4)]
+    assert await asyncio.gather(*(ab.echo_bytes(p) for p in payloads)) == payloads
+
+
+@pytest.mark.asyncio(loop_scope="module")
 async def test_async_concurrent_large_calls(ab: Any) -> None:
     payloads = [_payload(BIG + i) for i in range(8)]
     results = await asyncio.gather(*(ab.echo_bytes(p) for p in payloads))
@@ -236,11 +382,14 @@ async def test_async_stream_of_large_items(ab: Any) -> None:
 
 @pytest.mark.asyncio(loop_scope="module")
 async def test_async_no_descriptor_leaks(ab: Any) -> None:
-    data = _payload(BIG)
+    data, huge = _payload(BIG), _payload(HUGE)
+    # The host keeps one memfd of each size for the next call's arguments (_shm.Spares).
     await ab.echo_bytes(data)
+    await ab.echo_bytes(huge)
     before = _open_fds()
     for _ in range(10):
         await ab.echo_bytes(data)
+        await ab.echo_bytes(huge)
     assert _open_fds() == before
 
 

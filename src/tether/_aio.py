@@ -182,13 +182,19 @@ class AsyncEndpoint(asyncio.BufferedProtocol):
         self._transport.write(self._codec.encode(message))
 
     def _start(
-        self, oid: int, method: str, args: list[Any], slot: Any, buffers: bool = False
+        self,
+        oid: int,
+        method: str,
+        args: list[Any],
+        slot: Any,
+        buffers: bool = False,
+        kept: list[tuple[int, int]] | None = None,
     ) -> int:
         if self._failed is not None:
             raise self._failed
         cid = self._next_id()
         try:
-            frame = self._codec.encode_parts([REQUEST, cid, oid, method, args], buffers)
+            frame = self._codec.encode_parts([REQUEST, cid, oid, method, args], buffers, kept)
         except (TypeError, ValueError) as exc:
             raise ArgumentError(f"{method}(): arguments cannot be sent: {exc}") from None
         self._pending[cid] = slot
@@ -277,7 +283,15 @@ class AsyncEndpoint(asyncio.BufferedProtocol):
         buffers: bool = False,
     ) -> Any:
         future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
-        cid = self._start(oid, method, args, future, buffers)
+        # The memfds of large bytes/bytearray arguments, kept for the next call once this one
+        # is answered (see _shm.Spares).
+        kept: list[tuple[int, int]] | None = [] if buffers else None
+        try:
+            cid = self._start(oid, method, args, future, buffers, kept)
+        except BaseException:
+            if kept:
+                self._codec.spares.settle(kept, False)
+            raise
         limit = effective_timeout(timeout)
         try:
             if limit is None:
@@ -293,6 +307,10 @@ class AsyncEndpoint(asyncio.BufferedProtocol):
         except asyncio.CancelledError:
             self._abandon(cid)
             raise
+        finally:
+            if kept:
+                answered = future.done() and not future.cancelled() and self._failed is None
+                self._codec.spares.settle(kept, answered)
 
     def _abandon(self, cid: int) -> None:
         if self._pending.pop(cid, None) is not None and self._failed is None:

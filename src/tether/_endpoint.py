@@ -221,32 +221,39 @@ class SyncEndpoint:
         if limit == UNSET:
             limit = timeout
         w = _Waiter()
-        cid, lead = self._request(oid, spec.name, wire_args, w, True, spec.buffer_args)
-        if limit is None:
-            if lead:
-                # _wait()'s first round, inlined for the usual sequential call: this thread
-                # reads its own answer, then steps down (a function call costs ~0.4 µs here).
-                request = None
-                try:
-                    request = self._lead(w, None)
-                finally:
-                    if request is None or not self._inline:
-                        with self._mu:
-                            if self._idle or request is not None:
-                                self._pass_lead_locked(spawn=request is not None)
-                            else:
-                                self._leading = False
-                if request is not None:
-                    # A request (a callback) came first: run it, then wait as _wait() does.
-                    lead = request is not _HANDED_ON and self._execute(request)
-                    request = None  # not kept alive while this thread waits
-                    self._wait(w, None, lead)
-                elif not (w.done or w.items or self._failed is not None):
-                    self._wait(w, None)
+        # The memfds of large bytes/bytearray arguments, kept for the next call once this one
+        # is answered (see _shm.Spares).
+        kept: list[tuple[int, int]] | None = [] if spec.buffer_args else None
+        try:
+            cid, lead = self._request(oid, spec.name, wire_args, w, True, spec.buffer_args, kept)
+            if limit is None:
+                if lead:
+                    # _wait()'s first round, inlined for the usual sequential call: this thread
+                    # reads its own answer, then steps down (a function call costs ~0.4 µs here).
+                    request = None
+                    try:
+                        request = self._lead(w, None)
+                    finally:
+                        if request is None or not self._inline:
+                            with self._mu:
+                                if self._idle or request is not None:
+                                    self._pass_lead_locked(spawn=request is not None)
+                                else:
+                                    self._leading = False
+                    if request is not None:
+                        # A request (a callback) came first: run it, then wait as _wait() does.
+                        lead = request is not _HANDED_ON and self._execute(request)
+                        request = None  # not kept alive while this thread waits
+                        self._wait(w, None, lead)
+                    elif not (w.done or w.items or self._failed is not None):
+                        self._wait(w, None)
+                else:
+                    self._wait(w, None)  # without a deadline, all _await() does
             else:
-                self._wait(w, None)  # without a deadline, all _await() does
-        else:
-            self._await(cid, w, spec.qualname, time.monotonic() + limit, lead)
+                self._await(cid, w, spec.qualname, time.monotonic() + limit, lead)
+        finally:
+            if kept:
+                self._codec.spares.settle(kept, w.done and self._failed is None)
         if w.error is not None:
             raise w.error
         value = w.value
@@ -286,6 +293,7 @@ class SyncEndpoint:
         w: _Waiter,
         may_lead: bool = True,
         buffers: bool = False,
+        kept: list[tuple[int, int]] | None = None,
     ) -> tuple[int, bool]:
         """Send a REQUEST; also take the reading role if it is free (one mutex round)."""
         cid = self._next_id()
@@ -293,7 +301,7 @@ class SyncEndpoint:
         frame: bytes | tuple[bytes, bytes] | _shm.FdFrame
         try:
             if buffers and codec.shm_ready is not None:
-                frame = codec.encode_parts([REQUEST, cid, oid, method, args], True)
+                frame = codec.encode_parts([REQUEST, cid, oid, method, args], True, kept)
             else:
                 # encode_parts() without buffers, inlined: a call costs ~0.4 µs here.
                 body = codec._encoder.encode([REQUEST, cid, oid, method, args])

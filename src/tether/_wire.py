@@ -124,7 +124,15 @@ class Codec:
     under which the object is exported, or raises TypeError if it cannot be sent at all.
     """
 
-    __slots__ = ("_decoder", "_encoder", "_export", "fds_in", "max_frame", "shm_ready")
+    __slots__ = (
+        "_decoder",
+        "_encoder",
+        "_export",
+        "fds_in",
+        "max_frame",
+        "shm_ready",
+        "spares",
+    )
 
     def __init__(
         self,
@@ -139,6 +147,7 @@ class Codec:
         # then returns an FdFrame. Received descriptors queue in `fds_in`, in order.
         self.shm_ready = shm_ready
         self.fds_in: deque[int] = deque()
+        self.spares = _shm.Spares()
         self._encoder = msgspec.msgpack.Encoder(enc_hook=self._enc_hook)
         self._decoder = msgspec.msgpack.Decoder(ext_hook=self._ext_hook)
 
@@ -153,6 +162,7 @@ class Codec:
         """Close received descriptors nobody took (the connection is going away)."""
         fds, self.fds_in = list(self.fds_in), deque()
         _shm.close_fds(fds)
+        self.spares.close()
 
     def _enc_hook(self, obj: Any) -> Any:
         if isinstance(obj, ObjectRef):
@@ -175,7 +185,10 @@ class Codec:
         return _pack_header(size) + body
 
     def encode_parts(
-        self, message: list[Any] | tuple[Any, ...], buffers: bool = False
+        self,
+        message: list[Any] | tuple[Any, ...],
+        buffers: bool = False,
+        kept: list[tuple[int, int]] | None = None,
     ) -> bytes | tuple[bytes, bytes] | _shm.FdFrame:
         """Like `encode`, but a large frame comes as (header, payload), to be sent in turn.
 
@@ -183,16 +196,19 @@ class Codec:
         that is tens of milliseconds and a second 64 MiB of memory. With `shm`, a message
         carrying large buffers comes as an FdFrame: the caller sends its descriptors with
         it (SCM_RIGHTS) and closes them. `buffers` says the message may hold a buffer (a
-        MethodSpec knows): calls of scalars only skip looking for one.
+        MethodSpec knows): calls of scalars only skip looking for one. `kept`: a call's
+        arguments may reuse memfds of earlier calls (see _shm.lift).
         """
         ready = self.shm_ready
         if buffers and ready is not None and _shm.wanted(message) and ready():
-            message, fds = _shm.lift(message)
+            message, fds = _shm.lift(message, self.spares if kept is not None else None, kept)
             if fds:
                 try:
                     return _shm.FdFrame(self.encode(message), fds)
                 except BaseException:
                     _shm.close_fds(fds)
+                    if kept:
+                        self.spares.settle(kept, False)
                     raise
         body = self._encoder.encode(message)
         size = len(body)
