@@ -88,7 +88,7 @@ _RECV_SIZE: Final = 256 * 1024
 _SHM_ASK_TIMEOUT: Final = 10.0  # for the peer's answer to the shared-memory question
 _MAX_WORKERS: Final = 256
 _DEFAULT_SPIN_US: Final = 50
-_SPIN_BACKOFF: Final = 32
+_SPIN_BACKOFF_MAX: Final = 5  # at most 2**5 - 1 waits without a poll after misses in a row
 _log = logging.getLogger("tether")
 _TEMP_WORKER_POLL: Final = 0.2  # how often a host-side helper reader checks if it is needed
 # An inline request running longer than _WATCHDOG_MIN gets the reading role taken from it;
@@ -200,6 +200,7 @@ class SyncEndpoint:
         self._poller: select.poll | None = None
         self._spin_poll: select.poll | None = None
         self._spin_skip = 0  # waits left that sleep at once, after a poll that came to nothing
+        self._spin_misses = 0  # polls in a row that came to nothing
         # Only plain sockets: a TLS socket may hold decrypted bytes that poll() cannot see.
         self._spin_ns = spin_budget_ns() if type(sock) is socket.socket else 0
         self._aio: _AsyncRunner | None = None
@@ -710,7 +711,8 @@ class SyncEndpoint:
         Sequential traffic: the answer (or the next request) usually comes within
         microseconds, sooner than a sleeping thread is woken up again. When it does not
         (the peer thinks between calls, or the CPUs are busy with other work and polling
-        only takes time from the peer), the next _SPIN_BACKOFF waits sleep at once.
+        only takes time from the peer), the next waits sleep at once, more of them after
+        each miss in a row.
         """
         poll = self._spin_poll
         if poll is None:
@@ -718,13 +720,17 @@ class SyncEndpoint:
             poll.register(self._sock, select.POLLIN | select.POLLERR | select.POLLHUP)
         ready = poll.poll
         if ready(0):
+            self._spin_misses = 0
             return
         monotonic_ns = time.monotonic_ns
         end = monotonic_ns() + budget_ns
         while not ready(0):
             if monotonic_ns() >= end:
-                self._spin_skip = _SPIN_BACKOFF
+                # Misses in a row back off further each time: 1, 3, 7 ... 31 waits.
+                misses = self._spin_misses = min(self._spin_misses + 1, _SPIN_BACKOFF_MAX)
+                self._spin_skip = (1 << misses) - 1
                 return
+        self._spin_misses = 0
 
     def _recv_large(self, rest: memoryview, deadline: float | None) -> bytearray | None:
         """Read the rest of a large frame straight into its buffer (None: failed or late)."""
