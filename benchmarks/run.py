@@ -22,6 +22,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from importlib import metadata
 from pathlib import Path
+from typing import Any
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
@@ -29,6 +30,7 @@ sys.path.insert(0, str(HERE))
 from common import (  # noqa: E402
     BLOB_SIZE,
     BULK_N,
+    CALLERS,
     PY,
     REPO,
     NotMeasured,
@@ -69,12 +71,13 @@ class Plan:
     bulk_rounds: int
     blob_rounds: int
     spawn_rounds: int
+    tp_window: float  # seconds a timed throughput round aims at
 
     @classmethod
     def make(cls, quick: bool) -> Plan:
         if quick:
-            return cls(True, 2, 200, 1, 20, 1, 1, 1)
-        return cls(False, 5, 2000, 3, 150, 3, 2, 5)
+            return cls(True, 2, 200, 1, 20, 1, 1, 1, 0.0)
+        return cls(False, 5, 2000, 5, 150, 3, 3, 5, 0.25)
 
 
 @dataclass
@@ -173,6 +176,21 @@ def measure(
         results.note(subject.label, figure, _reason(exc))
 
 
+def timed_tp(per_caller: int) -> Callable[[Subject], list[float]]:
+    def tp(x: Subject) -> list[float]:
+        return [x.throughput(per_caller)]
+
+    return tp
+
+
+def untimed(fn: Callable[..., object], *args: Any) -> object:
+    """A warm-up: its result, or None if it failed (the timed call then notes why)."""
+    try:
+        return fn(*args)
+    except Exception:
+        return None
+
+
 def timed_ms(fn: Callable[[], object], check: Callable[[object], bool]) -> float:
     t0 = time.perf_counter()
     result = fn()
@@ -212,11 +230,25 @@ def run(plan: Plan) -> Results:
         print(f"subjects: {[s.label for s in subjects]}", file=sys.stderr)
         sequential_rounds(results, subjects, plan, "seq")
         print("sequential done", file=sys.stderr)
+        # Each subject's calls per caller are set from an untimed burst so that a timed round
+        # lasts about TP_WINDOW whatever its speed (a few thousand calls take a fast subject
+        # a few milliseconds: scheduler noise, not throughput).
+        counts: dict[str, int] = {}
+        for s in others:
+            rate = untimed(s.throughput, plan.per_caller)
+            if isinstance(rate, float):
+                counts[s.label] = max(plan.per_caller, int(rate * plan.tp_window / CALLERS))
         for r in range(plan.tp_rounds):
             for s in rotate(others, r):
-                measure(results, s, "tp", lambda x: [x.throughput(plan.per_caller)])
+                n = counts.get(s.label, plan.per_caller)
+                untimed(s.throughput, max(n // 10, 10))
+                measure(results, s, "tp", timed_tp(n))
         print("throughput done", file=sys.stderr)
         values = [1.0] * BULK_N
+        data = bytes(BLOB_SIZE)
+        for s in others:  # one untimed call each: first-use costs are not the steady state
+            untimed(s.bulk, values)
+            untimed(s.blob, data)
         for r in range(plan.bulk_rounds):
             for s in rotate(others, r):
                 for _ in range(3):
@@ -226,7 +258,6 @@ def run(plan: Plan) -> Results:
                         "bulk",
                         lambda x: [timed_ms(lambda: x.bulk(values), lambda v: v == BULK_N)],
                     )
-        data = bytes(BLOB_SIZE)
         for r in range(plan.blob_rounds):
             for s in rotate(others, r):
                 measure(
@@ -542,10 +573,13 @@ a second process started with `taskset -c 0`, its servers spawned with `taskset 
 client and server share one CPU and the figure is the CPU cost of a call.
 *16 concurrent callers*: 16 threads sharing one client (tasks on one event loop for asyncio
 clients; Pyro5 and `multiprocessing.connection` get one connection per thread, since a proxy /
-connection cannot be shared), median of {plan.tp_rounds} rounds.
+connection cannot be shared), median of {plan.tp_rounds} rounds; each subject makes as many calls
+per caller as last it about {plan.tp_window:g} s (at least {plan.per_caller}, set from an untimed
+burst), each round after a short untimed burst.
 *100,000 floats*: one call `total(list[float])` summing them in the server; the raw floor sends
 the same 800,000 packed bytes (`array('d')`) and sums them from a memoryview.
-*64 MiB*: one call carrying `bytes` of 64 MiB, answered with its length.
+*64 MiB*: one call carrying `bytes` of 64 MiB, answered with its length. Both after one untimed
+call per subject: first-use costs (allocating buffers) are not the steady state.
 *Spawn*: from starting the server process to the first answered call (the handshake included
 where there is one); *idle RSS*: the server process, 0.2 s after that call.
 
