@@ -1,8 +1,8 @@
 """The plugin every tether native-protocol benchmark calls.
 
-`profile_start` / `profile_stop` let the runner profile the plugin's serving thread: a sync
-plugin runs each call on its connection's thread, so a cProfile enabled inside one call sees
-every later call on that connection (and none of the start-up).
+`profile_prepare` / `profile_start` / `profile_stop` let the runner profile the plugin's serving
+thread: a sync plugin runs each call on its connection's thread, so a cProfile enabled inside
+one call sees every later call on that connection (and none of the start-up).
 """
 
 from __future__ import annotations
@@ -25,6 +25,8 @@ class Bench(tether.Interface):
 
     def size_view(self, data: memoryview) -> int: ...  # type: ignore[empty-body]
 
+    def profile_prepare(self) -> bool: ...  # type: ignore[empty-body]
+
     def profile_start(self) -> bool: ...  # type: ignore[empty-body]
 
     def profile_stop(self, path: str) -> bool: ...  # type: ignore[empty-body]
@@ -46,10 +48,18 @@ class BenchImpl(Bench):
     def size_view(self, data: memoryview) -> int:
         return data.nbytes
 
-    def profile_start(self) -> bool:
-        import cProfile  # only when asked: the plugin's start-up is measured too
+    def profile_prepare(self) -> bool:
+        # The import (only when asked: the plugin's start-up is measured too) may run long
+        # enough for the watchdog to hand serving to another thread: then profile_start()
+        # runs on the thread that serves the calls that follow.
+        import cProfile
 
         self._profile = cProfile.Profile()
+        return True
+
+    def profile_start(self) -> bool:
+        if self._profile is None:
+            self.profile_prepare()
         self._profile.enable()
         return True
 
