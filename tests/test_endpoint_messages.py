@@ -102,3 +102,48 @@ def test_a_malformed_message_fails_the_connection(
     with pytest.raises(ProtocolError, match=complaint):
         _call_answered_by(pair, reply)
     assert pair[0].closed
+
+
+# --- the asyncio endpoint's reader (its check for answers is inlined too) ----------------
+
+MALFORMED = [
+    (lambda cid: _frame(msgspec.msgpack.encode([1, cid])), "must have 3 fields"),
+    (lambda cid: _frame(msgspec.msgpack.encode([1, "x", 1])), "id must be an integer"),
+    (lambda cid: _frame(msgspec.msgpack.encode([9, cid])), "unknown message kind"),
+    (lambda cid: _frame(msgspec.msgpack.encode([True, cid, 1])), "unknown message kind"),
+    (lambda cid: _frame(b"\xc1"), "malformed message"),
+    (lambda cid: _frame(b"\x91" * 5000 + b"\x90"), "malformed message"),
+]
+
+
+async def _async_call_answered_by(reply: Reply) -> Any:
+    import asyncio
+
+    from tether._aio import AsyncEndpoint
+
+    ours, theirs = socket.socketpair()
+    ep = AsyncEndpoint(name="scripted", exports=ExportTable())
+    await asyncio.get_running_loop().create_connection(lambda: ep, sock=ours)
+    peer = threading.Thread(target=_answer_once, args=(theirs, reply), daemon=True)
+    peer.start()
+    try:
+        return await ep.control_call("ping", [], timeout=10)
+    finally:
+        await ep.aclose()
+        peer.join(10)
+        theirs.close()
+
+
+async def test_async_a_valid_response_is_delivered() -> None:
+    reply: Reply = lambda cid: _frame(msgspec.msgpack.encode([1, cid, "pong"]))  # noqa: E731
+    assert await _async_call_answered_by(reply) == "pong"
+
+
+@pytest.mark.parametrize(
+    ("reply", "complaint"),
+    MALFORMED,
+    ids=["arity", "bad-id", "unknown-kind", "bool-kind", "bad-msgpack", "deep-nesting"],
+)
+async def test_async_a_malformed_message_fails_the_connection(reply: Reply, complaint: str) -> None:
+    with pytest.raises(ProtocolError, match=complaint):
+        await _async_call_answered_by(reply)

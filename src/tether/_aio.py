@@ -14,6 +14,8 @@ from collections import deque
 from collections.abc import AsyncIterator, Callable
 from typing import Any, Final, NoReturn
 
+import msgspec
+
 from . import _shm
 from ._context import (
     TIMEOUT,
@@ -56,6 +58,7 @@ from ._wire import (
     FrameDecoder,
     ObjectRef,
     _pack_header,
+    check_message,
 )
 
 __all__ = ["AsyncEndpoint", "AsyncStream"]
@@ -151,19 +154,35 @@ class AsyncEndpoint(asyncio.BufferedProtocol):
         return self._view
 
     def buffer_updated(self, nbytes: int) -> None:
-        decode, pending = self._codec.decode, self._pending
+        pending = self._pending
+        raw_decode = self._codec._decoder.decode
         try:
             for payload in self._decoder.split(self._view[:nbytes]):
-                message = decode(payload)
-                # _dispatch()'s most common case, inlined: the answer to a plain call.
-                if message[0] == RESPONSE:
+                # The answer to a plain call, the most common message, skips Codec.decode()
+                # and _dispatch() (a Python call each): a RESPONSE is valid as soon as it is a
+                # list of three with an integer id, which is all of check_message() for it.
+                try:
+                    message = raw_decode(payload)
+                except ProtocolError:
+                    raise
+                except (msgspec.DecodeError, ValueError, TypeError, RecursionError) as exc:
+                    # As in Codec.decode() (never decoded twice: the extension hook takes
+                    # shared-memory descriptors).
+                    raise ProtocolError(f"malformed message: {exc}") from None
+                if (
+                    type(message) is list
+                    and len(message) == 3
+                    and message[0] == RESPONSE
+                    and type(message[0]) is int
+                    and type(message[1]) is int
+                ):
                     slot = pending.get(message[1])
                     if slot is not None and not isinstance(slot, _StreamState):
                         del pending[message[1]]
                         if not slot.done():
                             slot.set_result(message[2])
                         continue
-                self._dispatch(message)
+                self._dispatch(check_message(message))
         except ProtocolError as exc:
             self._fail(exc)
 

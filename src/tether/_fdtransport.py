@@ -105,12 +105,14 @@ class FdTransport(asyncio.Transport):
         if len(data) < _BATCH_LIMIT and not self._closing:
             # Small frames written in one pass of the event loop (say, by 16 tasks that
             # all got their answers from one read) go out in one send() at its end.
+            if type(data) is not bytes:
+                data = bytes(data)  # the caller may reuse its buffer before the batch goes
             batch = self._batch
             if batch is None:
-                self._batch = [bytes(data)]
+                self._batch = [data]
                 self._loop.call_soon(self._flush_batch)
             else:
-                batch.append(bytes(data))
+                batch.append(data)
             return
         self._send(memoryview(data), None)
 
