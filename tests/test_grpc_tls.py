@@ -22,6 +22,8 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import SignatureAlgorithmOID
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 
+from _grpc_health import health_check as check
+from _grpc_health import refused
 from tether._grpc_broker import GRPC_OPTIONS, GRPCBroker
 from tether._grpc_tls import GRPCTLS, Dialed, dial, serve_tcp, serve_unix
 from tether._mtls import Certificate, generate_certificate, grpcio_compatible
@@ -59,22 +61,6 @@ def health_server() -> grpc.Server:
     servicer.set("plugin", health_pb2.HealthCheckResponse.SERVING)
     health_pb2_grpc.add_HealthServicer_to_server(servicer, server)
     return server
-
-
-def check(channel: grpc.Channel) -> int:
-    stub = health_pb2_grpc.HealthStub(channel)
-    reply = stub.Check(  # type: ignore[attr-defined]
-        health_pb2.HealthCheckRequest(service="plugin"), timeout=TIMEOUT
-    )
-    return int(reply.status)
-
-
-def refused(channel: grpc.Channel) -> bool:
-    try:
-        check(channel)
-    except grpc.RpcError as exc:
-        return exc.code() == grpc.StatusCode.UNAVAILABLE
-    return False
 
 
 @pytest.fixture

@@ -158,6 +158,7 @@ class HandshakeLine:
     """
 
     __slots__ = _LINE_FIELDS
+    # Spelled out, not _LINE_FIELDS: type checkers read match statements only from literals.
     __match_args__ = (
         "core_version",
         "app_version",

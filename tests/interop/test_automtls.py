@@ -25,9 +25,10 @@ import grpc
 import pytest
 from cryptography import x509
 from cryptography.hazmat.primitives.asymmetric import ec
-from grpc_health.v1 import health_pb2, health_pb2_grpc
+from grpc_health.v1 import health_pb2
 
 import tether
+from _grpc_health import health_check, refused
 from interop.peers import Peers
 from interop.pyside import KV_PLUGIN_PY, kv_pb2, kv_shared
 from tether import _handshake as hs
@@ -36,6 +37,10 @@ from tether._grpc_tls import GRPCTLS, Dialed, dial
 from tether._mtls import Certificate, decode_server_cert, der_to_pem, generate_certificate
 
 TIMEOUT = 10.0
+
+
+def refused_closing(channel: grpc.Channel) -> bool:
+    return refused(channel, close=True)
 
 
 @pytest.fixture
@@ -70,24 +75,6 @@ def unix_socket_paths(pid: int) -> set[str]:
             if len(fields) >= 8 and fields[6] in inodes:
                 paths.add(fields[7])
     return paths
-
-
-def health_check(channel: grpc.Channel) -> int:
-    stub = health_pb2_grpc.HealthStub(channel)
-    reply = stub.Check(  # type: ignore[attr-defined]
-        health_pb2.HealthCheckRequest(service="plugin"), timeout=TIMEOUT
-    )
-    return int(reply.status)
-
-
-def refused(channel: grpc.Channel) -> bool:
-    try:
-        health_check(channel)
-    except grpc.RpcError as exc:
-        return exc.code() == grpc.StatusCode.UNAVAILABLE
-    finally:
-        channel.close()
-    return False
 
 
 def kv_client(peers: Peers, cls: Any = tether.Client, **kwargs: Any) -> Any:
@@ -134,15 +121,15 @@ def test_tether_to_tether_uses_grpcio_tls_without_relay(
 
         # Really mutual TLS: plaintext, a stranger's certificate and a wrong pin are refused.
         target = conn.target
-        assert refused(grpc.insecure_channel(target))
+        assert refused_closing(grpc.insecure_channel(target))
         stranger = GRPCTLS.between(generate_certificate("P-256"), der_to_pem(plugin_der))
-        assert refused(
+        assert refused_closing(
             grpc.secure_channel(
                 target, stranger.channel_credentials(), stranger.channel_options([])
             )
         )
         wrong_pin = GRPCTLS.between(client._launch._cert, generate_certificate("P-256").cert_pem)
-        assert refused(
+        assert refused_closing(
             grpc.secure_channel(
                 target, wrong_pin.channel_credentials(), wrong_pin.channel_options([])
             )
@@ -270,4 +257,4 @@ def test_go_host_certificate_gets_p521_and_the_relay(
         dialed.channel.close()
         if relay is not None:
             relay.close()
-    assert refused(grpc.insecure_channel("unix:" + line.address))
+    assert refused_closing(grpc.insecure_channel("unix:" + line.address))
