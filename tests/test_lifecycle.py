@@ -442,12 +442,14 @@ def host_process() -> Iterator[list[subprocess.Popen[str]]]:
 
 
 def start_host(
-    hosts: list[subprocess.Popen[str]], mode: str
+    hosts: list[subprocess.Popen[str]], mode: str, tmpdir: Path | None = None
 ) -> tuple[subprocess.Popen[str], list[int]]:
+    env = None if tmpdir is None else {**os.environ, "TMPDIR": str(tmpdir)}
     host = subprocess.Popen(
         [sys.executable, HOST_THEN_DIE, mode],
         stdout=subprocess.PIPE,
         text=True,
+        env=env,
     )
     hosts.append(host)
     assert host.stdout is not None
@@ -478,15 +480,18 @@ def plugin_pids() -> Iterator[list[int]]:
 
 @pytest.mark.timeout(30)
 def test_plugins_die_with_sigkilled_host(
-    host_process: list[subprocess.Popen[str]], plugin_pids: list[int]
+    host_process: list[subprocess.Popen[str]], plugin_pids: list[int], tmp_path: Path
 ) -> None:
-    host, pids = start_host(host_process, "wait")
+    host, pids = start_host(host_process, "wait", tmp_path)
     plugin_pids.extend(pids)
+    assert len(list(tmp_path.glob("tether-*"))) == 3  # one socket directory per plugin
     host.kill()
     host.wait()
     assert wait_until(lambda: all_gone(pids), 2.0), [
         (pid, "zombie" if is_zombie(pid) else "running") for pid in pids if not pid_gone(pid)
     ]
+    # The host could not remove its plugins' socket directories: each plugin did.
+    assert wait_until(lambda: not list(tmp_path.glob("tether-*")), 2.0)
 
 
 @pytest.mark.timeout(30)

@@ -180,6 +180,7 @@ class _PluginServer:
         self._listener: socket.socket | None = None
         self._path: str | None = None
         self._own_dir: str | None = None
+        self._host_dir: str | None = None  # a tether host's socket directory for us
         self._tls: ssl.SSLContext | None = None
         self._stopping = threading.Event()
         self._endpoints: set[SyncEndpoint] = set()
@@ -249,6 +250,10 @@ class _PluginServer:
             directory = env.get(hs.ENV_UNIX_SOCKET_DIR)
             if not directory:
                 directory = self._own_dir = make_socket_dir()
+            elif env.get(ENV_WATCH_STDIN) == "1":
+                # A tether host made this directory for us alone; if it dies (SIGKILL) it
+                # cannot remove it, so we do (see _host_gone).
+                self._host_dir = directory
             self._listener, address = listen_unix(directory)
             self._path = address
             network = "unix"
@@ -313,6 +318,11 @@ class _PluginServer:
             return
         log.warning("%s; plugin exiting", why)
         self._cleanup()
+        if self._host_dir is not None:
+            try:
+                os.rmdir(self._host_dir)  # only if empty: nothing but our socket was in it
+            except OSError:
+                pass
         logging.shutdown()
         os._exit(0)
 
