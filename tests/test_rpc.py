@@ -476,7 +476,11 @@ def test_callback_error_reaches_the_plugin_and_comes_back(f: Any) -> None:
 
 
 class SlowListener(Listener):
+    def __init__(self) -> None:
+        self.entered = threading.Event()
+
     def notify(self, value: int) -> int:
+        self.entered.set()
         time.sleep(0.6)
         return value
 
@@ -493,23 +497,13 @@ def test_cancel_reaches_a_call_waiting_on_its_callback(
     assert f.add(1, 1) == 2.0
 
 
-class SignallingListener(Listener):
-    def __init__(self) -> None:
-        self.entered = threading.Event()
-
-    def notify(self, value: int) -> int:
-        self.entered.set()
-        time.sleep(0.5)
-        return value
-
-
 def test_a_request_arriving_during_a_callback_does_not_block_the_waiting_call(
     f: Any, request: pytest.FixtureRequest
 ) -> None:
     # The second call waits for what the first does after its callback returns: run on top
     # of the first one's thread, it would keep that from going on until it gave up.
     name = tag(request)
-    listener = SignallingListener()
+    listener = SlowListener()
     with ThreadPoolExecutor(1) as pool:
         first = pool.submit(f.flag_after_callback, listener, name)
         assert listener.entered.wait(LIMIT)

@@ -197,8 +197,7 @@ class SyncEndpoint:
         self._closing = False
         self._closed_event = threading.Event()
         self._releases: list[int] = []
-        self._poller: select.poll | None = None
-        self._spin_poll: select.poll | None = None
+        self._poller: select.poll | None = None  # the socket's, for _readable and _spin
         self._spin_skip = 0  # waits left that sleep at once, after a poll that came to nothing
         self._spin_misses = 0  # polls in a row that came to nothing
         # Only plain sockets: a TLS socket may hold decrypted bytes that poll() cannot see.
@@ -539,9 +538,13 @@ class SyncEndpoint:
     def _end_inline_locked(self) -> None:
         """The inline request's thread stops reading while it runs (mutex held)."""
         self._inline_owner = None
+        # Someone else reads from now on: CANCEL and CREDIT for it must find it.
+        self._register_inline_locked()
+
+    def _register_inline_locked(self) -> None:
+        """Register the inline request in _inflight, if it is not yet (mutex held)."""
         entry = self._inline_entry
         if entry is not None:
-            # Someone else reads from now on: CANCEL and CREDIT for it must find it.
             self._inline_entry = None
             self._inflight[entry.cid] = entry
             self._executing += 1
@@ -714,11 +717,7 @@ class SyncEndpoint:
         only takes time from the peer), the next waits sleep at once, more of them after
         each miss in a row.
         """
-        poll = self._spin_poll
-        if poll is None:
-            poll = self._spin_poll = select.poll()
-            poll.register(self._sock, select.POLLIN | select.POLLERR | select.POLLHUP)
-        ready = poll.poll
+        ready = self._socket_poll().poll
         if ready(0):
             self._spin_misses = 0
             return
@@ -756,13 +755,18 @@ class SyncEndpoint:
         pending = getattr(sock, "pending", None)
         if pending is not None and pending():
             return True
-        if self._poller is None:
-            self._poller = select.poll()
-            self._poller.register(sock, select.POLLIN | select.POLLERR | select.POLLHUP)
+        poller = self._socket_poll()
         remaining = deadline - time.monotonic()
         if remaining <= 0:
             return False
-        return bool(self._poller.poll(remaining * 1000))
+        return bool(poller.poll(remaining * 1000))
+
+    def _socket_poll(self) -> select.poll:
+        poller = self._poller
+        if poller is None:
+            poller = self._poller = select.poll()
+            poller.register(self._sock, select.POLLIN | select.POLLERR | select.POLLHUP)
+        return poller
 
     def _deliver(self, message: list[Any]) -> None:
         kind, cid = message[0], message[1]
@@ -880,10 +884,7 @@ class SyncEndpoint:
                     # The event loop thread ends it (finish_inflight): registered now,
                     # unless the watchdog already did.
                     with self._mu:
-                        if self._inline_entry is entry:
-                            self._inline_entry = None
-                            self._inflight[cid] = entry
-                            self._executing += 1
+                        self._register_inline_locked()
                 self._async_runner().submit(self, cid, spec, result, entry)
             elif spec.stream:
                 self._send_stream(cid, spec, result, entry)
@@ -894,19 +895,15 @@ class SyncEndpoint:
         finally:
             CURRENT.reset(token)
             with self._mu:
-                if inline and self._inline_owner == me:
+                still_leader = inline and self._inline_owner == me
+                if still_leader:
                     self._inline_owner = None
-                    if self._inline_entry is entry:
-                        self._inline_entry = None
-                    elif not handed_off and self._inflight.pop(cid, None) is not None:
-                        # Registered by a nested call that read for a while (see _wait).
-                        self._executing -= 1
-                    still_leader = True
-                else:
-                    # Not inline, or the watchdog took the role (and registered the entry).
-                    still_leader = False
-                    if not handed_off and self._inflight.pop(cid, None) is not None:
-                        self._executing -= 1
+                if self._inline_entry is entry:
+                    self._inline_entry = None  # inline all along: never registered
+                elif not handed_off and self._inflight.pop(cid, None) is not None:
+                    # Registered: not inline, or the role was taken meanwhile (the watchdog,
+                    # or a nested call of its own that read for a while, see _wait).
+                    self._executing -= 1
         return still_leader
 
     def _execute_other(
