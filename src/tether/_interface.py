@@ -11,6 +11,7 @@ import collections.abc
 import datetime
 import inspect
 import re
+import types
 import typing
 from collections.abc import Callable
 from typing import Any, ClassVar, Final
@@ -108,8 +109,10 @@ class MethodSpec:
     """
 
     __slots__ = (
+        "_args_decoder",
         "_args_type",
         "_needs_result_convert",
+        "_plain_args",
         "_result_scalar",
         "_scalar_types",
         "_signature",
@@ -151,6 +154,10 @@ class MethodSpec:
         self.ref_params = ref_params
         self.ref_result = ref_result
         self._args_type: Any = None
+        # Whether every parameter is plain data (see _is_plain): then a large request's
+        # arguments may be decoded straight into their types, checked in the same pass.
+        self._plain_args = False
+        self._args_decoder: msgspec.msgpack.Decoder[Any] | None = None
         self._scalar_types: tuple[type, ...] | None = None
         self._result_scalar: type | None = None
         self._needs_result_convert = True
@@ -244,6 +251,18 @@ class MethodSpec:
         for i, iface in self.ref_params.items():
             converted[i] = _ref_value(refs[i], iface, make_proxy, self, self.params[i])
         return converted
+
+    def args_decoder(self) -> msgspec.msgpack.Decoder[Any] | None:
+        """A decoder of the wire arguments into their types, or None (not plain data).
+
+        Decoding and checking in one pass spares check_args()'s second pass over the
+        values and the copy it makes: for 100,000 floats that is ~0.7 ms of a ~5 ms call.
+        Built on first use: a plugin's start-up need not pay for the decoders.
+        """
+        decoder = self._args_decoder
+        if decoder is None and self._plain_args:
+            decoder = self._args_decoder = msgspec.msgpack.Decoder(self._args_type)
+        return decoder
 
     def prepare_result(self, value: Any) -> Any:
         """What the implementation returned, made ready to send."""
@@ -406,8 +425,28 @@ def _method_spec(cls: type[Interface], name: str, func: Callable[..., Any]) -> M
         spec._result_scalar = result
     spec._needs_result_convert = result is not Any
     spec.buffer_args = not all(t in _NO_BUFFER for t in types) or bool(refs)
+    spec._plain_args = not refs and all(_is_plain(t) for t in types)
     spec.buffer_result = result not in _NO_BUFFER
     return spec
+
+
+_PLAIN_CONTAINERS: Final = frozenset({list, tuple, set, frozenset, dict})
+
+
+def _is_plain(hint: Any) -> bool:
+    """Whether a hint is plain data: scalars but bytes, containers and unions of them.
+
+    For these, decoding the wire value into the hint accepts and refuses exactly what
+    check_args() does. Bytes are left out because they may arrive in shared memory (an
+    extension type), and so is Any, which may carry references.
+    """
+    if hint in _NO_BUFFER:
+        return True
+    origin = typing.get_origin(hint)
+    if origin in _PLAIN_CONTAINERS or origin is typing.Union or origin is types.UnionType:
+        args = typing.get_args(hint)
+        return bool(args) and all(a is Ellipsis or _is_plain(a) for a in args)
+    return False
 
 
 def _interface_methods(cls: type[Interface]) -> dict[str, Callable[..., Any]]:

@@ -82,7 +82,7 @@ _pack_header: Final = HEADER.pack
 DEFAULT_MAX_FRAME: Final = 1 << 30
 # Frames from this size on skip the small-frame copies: sent as header then payload, and
 # received straight into a buffer of their announced size.
-LARGE_FRAME: Final = 1 << 20
+LARGE_FRAME: Final = 1 << 16
 _EXT_OBJECT_REF: Final = 1
 
 # Arity of each message kind, indexed by kind; checked once per received message.
