@@ -1,23 +1,19 @@
 """Large requests of plain-data methods: arguments decoded straight into their types.
 
-A serving endpoint (inline, as in a plugin) on a real socket pair gets hand-made request
-frames from a scripted peer, so the plugin side's check is exercised even for values a
-tether host would have refused before sending.
+A scripted peer sends the requests, so the plugin side's check is exercised even for values
+a tether host would have refused before sending.
 """
 
 from __future__ import annotations
 
-import socket
-import struct
-import threading
 from collections.abc import Iterator
 from typing import Any
 
 import msgspec
 import pytest
 
+from _scripted import Peer, serving
 from tether import Interface
-from tether._dispatch import ExportTable
 from tether._endpoint import SyncEndpoint
 from tether._interface import _is_plain, spec_of
 from tether._wire import ERROR, LARGE_FRAME, REQUEST, RESPONSE
@@ -60,47 +56,10 @@ class NumbersImpl(Numbers):
         return len(value)
 
 
-class Peer:
-    """The scripted side: sends request frames, reads the answers."""
-
-    def __init__(self, sock: socket.socket) -> None:
-        self.sock = sock
-        self.sock.settimeout(10)
-        self.next_id = 1
-
-    def call(self, oid: int, method: str, args: list[Any]) -> list[Any]:
-        cid, self.next_id = self.next_id, self.next_id + 1
-        payload = msgspec.msgpack.encode([REQUEST, cid, oid, method, args])
-        self.sock.sendall(struct.pack(">I", len(payload)) + payload)
-        answer = msgspec.msgpack.decode(self._exactly(struct.unpack(">I", self._exactly(4))[0]))
-        assert answer[1] == cid
-        return list(answer)
-
-    def _exactly(self, n: int) -> bytes:
-        data = b""
-        while len(data) < n:
-            chunk = self.sock.recv(n - len(data))
-            if not chunk:
-                raise ConnectionError("the endpoint closed the socket")
-            data += chunk
-        return data
-
-
 @pytest.fixture
 def served() -> Iterator[tuple[Peer, int, SyncEndpoint]]:
-    ours, theirs = socket.socketpair()
-    exports = ExportTable()
-    oid = exports.add(NumbersImpl(), Numbers)
-    ep = SyncEndpoint(ours, name="typed", exports=exports, control=lambda *_: None, inline=True)
-    server = threading.Thread(target=ep.serve, daemon=True)
-    server.start()
-    try:
-        yield Peer(theirs), oid, ep
-    finally:
-        theirs.close()
-        ep.close()
-        server.join(10)
-        assert not server.is_alive()
+    with serving(NumbersImpl(), Numbers) as got:
+        yield got
 
 
 def test_a_large_call_of_floats_is_answered(served: tuple[Peer, int, SyncEndpoint]) -> None:
