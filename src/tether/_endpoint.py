@@ -91,12 +91,12 @@ _DEFAULT_SPIN_US: Final = 50
 _SPIN_BACKOFF_MAX: Final = 5  # at most 2**5 - 1 waits without a poll after misses in a row
 _log = logging.getLogger("tether")
 _TEMP_WORKER_POLL: Final = 0.2  # how often a host-side helper reader checks if it is needed
-# An inline request running longer than _WATCHDOG_MIN gets the reading role taken from it;
-# the watchdog backs off to _WATCHDOG_MAX between checks while nothing runs inline.
 # At most this many replies wait for a later one of the same read: sending all of a read's
 # replies at once (16 callers: 16) left the host idle until the last request had run, which
 # halved the throughput; groups of up to 4 raised it by ~15% over one send per reply.
 _CORK_MAX: Final = 3
+# An inline request running longer than _WATCHDOG_MIN gets the reading role taken from it;
+# the watchdog backs off to _WATCHDOG_MAX between checks while nothing runs inline.
 _WATCHDOG_MIN: Final = 0.001
 _WATCHDOG_MAX: Final = 0.02
 # Results of these types are never awaitable: skips inspect.isawaitable() (~1 µs here).
@@ -456,7 +456,7 @@ class SyncEndpoint:
         corked.clear()
         self._sock.sendall(data)
 
-    def flush_corked(self) -> None:
+    def _flush_corked(self) -> None:
         """Send the replies held back, if any: before this thread sleeps or hands on."""
         try:
             with self._send_lock:
@@ -571,7 +571,7 @@ class SyncEndpoint:
                 self._end_inline_locked()
                 self._pass_lead_locked(spawn=True)
             # Replies held back for the requests read with this one must not wait for it.
-            self.flush_corked()
+            self._flush_corked()
 
     def _end_inline_locked(self) -> None:
         """The inline request's thread stops reading while it runs (mutex held)."""
@@ -629,7 +629,7 @@ class SyncEndpoint:
                 payload = decoder.next_payload() if buffered else None
             if payload is None:
                 if self._corked:
-                    self.flush_corked()  # before this thread may sleep
+                    self._flush_corked()  # before this thread may sleep
                 if deadline is not None and not self._readable(deadline):
                     return None
                 if spin_ns and deadline is None and len(pending) <= 1 and not self._executing:
