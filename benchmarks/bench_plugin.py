@@ -7,9 +7,13 @@ one call sees every later call on that connection (and none of the start-up).
 
 from __future__ import annotations
 
-from typing import Any
-
 import tether
+
+# Not typing.TYPE_CHECKING: the plugin's start-up is measured, and tether's own leaves typing
+# unimported until after the first call (a plugin that imports typing pays ~8 ms more).
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    import cProfile
 
 HANDSHAKE = tether.HandshakeConfig(
     protocol_version=1, magic_cookie_key="TETHER_BENCH", magic_cookie_value="bench"
@@ -34,7 +38,7 @@ class Bench(tether.Interface):
 
 class BenchImpl(Bench):
     def __init__(self) -> None:
-        self._profile: Any = None
+        self._profile: cProfile.Profile | None = None
 
     def add(self, a: float, b: float) -> float:
         return a + b
@@ -60,6 +64,7 @@ class BenchImpl(Bench):
     def profile_start(self) -> bool:
         if self._profile is None:
             self.profile_prepare()
+        assert self._profile is not None
         self._profile.enable()
         return True
 

@@ -76,7 +76,7 @@ class Profiles:
     blob_ms: float | None = None
     view_ms: float | None = None
     python_start_ms: float | None = None
-    msgspec_start_ms: float | None = None
+    stdlib_start_ms: float | None = None
     floor_ready_ms: float | None = None
     plugin_ready_ms: float | None = None
     imports: list[Imported] = field(default_factory=list)
@@ -319,6 +319,9 @@ def _until_line(cmd: list[str], env: dict[str, str], stderr: Any = subprocess.DE
                 stream.close()
 
 
+_STDLIB_LINE = "import socket, struct, threading"
+
+
 def collect_spawn(quick: bool, profiles: Profiles) -> None:
     """Start-up pieces, min of several runs each, and the plugin's import profile."""
     rounds = 3 if quick else 10
@@ -339,21 +342,22 @@ def collect_spawn(quick: bool, profiles: Profiles) -> None:
     }
     env.pop("PYTHONUNBUFFERED", None)
     try:
-        python, msgspec, floor, ready = [], [], [], []
+        python, stdlib, floor, ready = [], [], [], []
         for _ in range(rounds):
             t0 = time.perf_counter()
             subprocess.run([PY, "-c", "pass"], check=True)
             python.append((time.perf_counter() - t0) * 1e3)
-            # What serving needs at the least: msgspec and the stdlib the floor also uses.
+            # What a first answer needs at the least (tether._firstcall): the floor's stdlib
+            # and threading.
             t0 = time.perf_counter()
-            subprocess.run([PY, "-c", "import msgspec, socket, struct, threading"], check=True)
-            msgspec.append((time.perf_counter() - t0) * 1e3)
+            subprocess.run([PY, "-c", _STDLIB_LINE], check=True)
+            stdlib.append((time.perf_counter() - t0) * 1e3)
             floor_cmd = [PY, str(HERE / "floor_server.py"), os.path.join(tmp, "f.sock")]
             floor.append(_until_line(floor_cmd, env))
             os.unlink(os.path.join(tmp, "f.sock"))
             ready.append(_until_line(plugin, env))
         profiles.python_start_ms = min(python)
-        profiles.msgspec_start_ms = min(msgspec)
+        profiles.stdlib_start_ms = min(stdlib)
         profiles.floor_ready_ms = min(floor)
         profiles.plugin_ready_ms = min(ready)
         best: tuple[list[Imported], float] | None = None
@@ -420,16 +424,16 @@ def _top_names(rows: list[Row], k: int = 3) -> str:
     return ", ".join(f"`{r.name}` ({r.share * 100:.0f}%)" for r in rows[:k]) or "—"
 
 
-def _beyond_msgspec(p: Profiles) -> str:
-    """How much later than msgspec's own start-up the plugin is ready, and on what."""
-    if not (p.msgspec_start_ms and p.plugin_ready_ms):
+def _beyond_stdlib(p: Profiles) -> str:
+    """How much later than the stdlib line the plugin is ready."""
+    if not (p.stdlib_start_ms and p.plugin_ready_ms):
         return ""
-    extra = p.plugin_ready_ms - p.msgspec_start_ms
+    extra = p.plugin_ready_ms - p.stdlib_start_ms
     when = f"{extra:,.1f} ms after" if extra > 0 else "no later than (within the noise)"
     return (
-        f"; the plugin is ready {when} that line would have exited: tether's own modules, "
-        "the stdlib they add (logging, signal, and dataclasses for HandshakeConfig) and the "
-        "plugin's module"
+        f"; the plugin is ready {when} `python -c '{_STDLIB_LINE}'` would have exited: "
+        "tether's serving modules (handshake, declarations, transport, first calls, call "
+        "context), the stdlib they add (select, signal, contextvars) and the plugin's module"
     )
 
 
@@ -556,8 +560,8 @@ def render(p: Profiles, verdicts: dict[str, Verdict], quick: bool) -> str:
         text = [_head("Spawn to first call", verdicts["spawn"])]
         text.append(
             "Start-up pieces, min of the runs: bare `python -c pass` "
-            f"{_ms(p.python_start_ms)}; `python -c 'import msgspec, socket, struct, "
-            f"threading'` {_ms(p.msgspec_start_ms)}; the floor's server to its `ready` line "
+            f"{_ms(p.python_start_ms)}; `python -c '{_STDLIB_LINE}'` "
+            f"{_ms(p.stdlib_start_ms)}; the floor's server to its `ready` line "
             f"{_ms(p.floor_ready_ms)}; the benchmark plugin to its handshake line "
             f"{_ms(p.plugin_ready_ms)}. `python -X importtime` of the plugin up to its "
             f"handshake line: {_ms(p.imports_total_ms)} of imports in all (timed with the "
@@ -578,15 +582,14 @@ def render(p: Profiles, verdicts: dict[str, Verdict], quick: bool) -> str:
             text.append(
                 f"Reading: the plugin is ready {p.plugin_ready_ms - p.floor_ready_ms:,.1f} ms "
                 f"after the floor would be; its imports take {p.imports_total_ms:,.1f} ms "
-                f"under the import profiler (top level: {named}), so importing is what bounds "
-                "it. msgspec is most of it: with the stdlib it imports (typing, "
-                "typing_extensions and through it inspect, uuid, decimal, datetime) it is "
-                "the `import msgspec, ...` line above, while the floor imports only socket "
-                "and struct"
-                + _beyond_msgspec(p)
-                + ". A module's cumulative time goes to whichever module imported it first "
-                "(inspect may show under dataclasses, yet msgspec would import it anyway). "
-                "After the handshake line, the first call adds a dispense and one call.\n"
+                f"under the import profiler (top level: {named}). msgspec, typing, inspect "
+                "and logging are not among them: the plugin answers its dispense and first "
+                "call with the standard library alone (tether._firstcall) and imports them "
+                "after that answer"
+                + _beyond_stdlib(p)
+                + ". After the handshake line, the first call adds a dispense and one call, "
+                "and the host's side of both (tether.Client's start, read of the line, "
+                "connect).\n"
             )
         sections.append("\n".join(text))
     if "mtls" in missed:

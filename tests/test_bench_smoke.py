@@ -62,5 +62,6 @@ def test_quick_benchmark_run_reports_every_figure(tmp_path: Path) -> None:
     if "### Sequential latency" in section:
         assert "| function | own µs per call |" in section
     if "### Spawn to first call" in section:
-        assert "| `msgspec` |" in section
+        assert "| module | nesting | cumulative ms | own ms |" in section
+        assert "| `tether._server` |" in section
     assert "nan" not in report.lower()

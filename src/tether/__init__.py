@@ -15,7 +15,7 @@ it over a Unix socket (or TCP with mutual TLS). Interfaces are plain typed Pytho
         calc.add(1, 2)
 """
 
-from typing import TYPE_CHECKING, Any
+from __future__ import annotations
 
 # The errors are plain classes in a tiny module: imported eagerly, re-exported as they are.
 from . import _errors
@@ -40,15 +40,21 @@ from ._errors import (
     UnsupportedProtocolError,
 )
 
+# Not typing.TYPE_CHECKING: a plugin's start-up would pay for importing typing (type checkers
+# treat any name TYPE_CHECKING as true).
+TYPE_CHECKING = False
+
 if TYPE_CHECKING:
+    from typing import Any
+
     from ._client import AsyncClient, Client
     from ._config import ConfigFileError, ManagerConfig, PluginSettings, load_config
     from ._context import CallContext, current_call, timeout
+    from ._declare import Interface
     from ._dispatch import remote_exception
     from ._events import HealthResult, InstanceStatus, PluginEvent, PluginState, PluginStatus
     from ._grpc_broker import GRPCBroker, GRPCPlugin
     from ._handshake import HandshakeConfig
-    from ._interface import Interface
     from ._launch import ReattachConfig
     from ._manager import PluginManager
     from ._pool import Pool
@@ -69,7 +75,7 @@ _LAZY: dict[str, str] = {
     "GRPCBroker": "._grpc_broker",
     "GRPCPlugin": "._grpc_broker",
     "HandshakeConfig": "._handshake",
-    "Interface": "._interface",
+    "Interface": "._declare",
     "ReattachConfig": "._launch",
     "serve": "._server",
     # the plugin manager
@@ -145,7 +151,7 @@ __all__ = [
 
 for _name in _errors.__all__:
     getattr(_errors, _name).__module__ = "tether"  # reprs and tracebacks show the public path
-del _name
+del _name, TYPE_CHECKING
 
 
 def __getattr__(name: str) -> Any:

@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import contextlib
 import threading
-from collections.abc import Callable, Iterator
 from contextvars import ContextVar
-from typing import Final
 
 from ._errors import TetherError
+
+TYPE_CHECKING = False  # not typing's: a plugin answers its first call before importing it
+if TYPE_CHECKING:
+    from collections.abc import Callable, Iterator
+    from typing import Final
 
 __all__ = ["CallContext", "current_call", "timeout"]
 

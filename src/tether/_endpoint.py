@@ -169,7 +169,9 @@ class SyncEndpoint:
         lost_error: LostError | None = None,
         inline: bool = False,
         max_frame: int = DEFAULT_MAX_FRAME,
+        initial: bytes = b"",
     ) -> None:
+        """`initial`: bytes already read from `sock` (by _firstcall), read before it."""
         sock.setblocking(True)
         self.name = name
         self.exports = exports
@@ -192,6 +194,8 @@ class SyncEndpoint:
             shm_ready=self._shm_ready if _shm.supported(sock) else None,
         )
         self._decoder = FrameDecoder(max_frame)
+        if initial:
+            self._decoder.feed(initial)
         # Payloads of one read that held several frames: slices of the receive buffer, all
         # consumed (by whichever thread reads) before the buffer is read into again.
         self._payloads: deque[memoryview | bytes] = deque()
@@ -999,6 +1003,42 @@ class SyncEndpoint:
                 if still_leader:
                     self._inline_owner = None
         return still_leader
+
+    def adopt(self, ctx: CallContext) -> None:
+        """Register a request begun before this endpoint existed (see _firstcall), so that a
+        CANCEL for it reaches its context; answer_adopted() ends it."""
+        entry = _Inflight()
+        entry.ctx = ctx
+        entry.cid = ctx.call_id
+        with self._mu:
+            self._inflight[ctx.call_id] = entry
+            self._executing += 1
+
+    def answer_adopted(
+        self, cid: int, spec: MethodSpec, result: Any, error: Exception | None
+    ) -> None:
+        """Answer a request that ran before this endpoint existed (see _firstcall) as
+        _execute() answers its own: the result or the exception, an awaitable run first."""
+        with self._mu:
+            entry = self._inflight.get(cid)
+        if error is not None:
+            self._send_quiet(error_message(cid, error))
+        else:
+            try:
+                if inspect.isawaitable(result):
+                    if entry is None:
+                        entry = _Inflight()
+                        entry.ctx = CallContext(cid, spec.qualname)
+                        entry.cid = cid
+                        with self._mu:
+                            self._inflight[cid] = entry
+                            self._executing += 1
+                    self._async_runner().submit(self, cid, spec, result, entry)
+                    return  # the event loop's thread ends it
+                self._reply(cid, spec, result)
+            except Exception as exc:
+                self._send_quiet(error_message(cid, exc))
+        self.finish_inflight(cid)
 
     def finish_inflight(self, cid: int) -> None:
         with self._mu:

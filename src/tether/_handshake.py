@@ -10,8 +10,6 @@ and Go plugins and its errors read like the ones users already search for.
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
-from typing import Any
 
 from ._errors import ConfigError, HandshakeError, UnsupportedProtocolError
 
@@ -107,36 +105,89 @@ def _go_quote(text: str) -> str:
     return json.dumps(text, ensure_ascii=False)
 
 
-@dataclass(frozen=True, slots=True)
-class HandshakeConfig:
+class _Frozen:
+    """An immutable value like a frozen dataclass (equality, hash, repr, pickling), written
+    out by hand: importing dataclasses (inspect comes with it) costs a plugin's start-up
+    several milliseconds, and creating one more."""
+
+    __slots__ = ()
+    _FIELDS: tuple[str, ...] = ()
+
+    def _set(self, **values: object) -> None:
+        for name, value in values.items():
+            object.__setattr__(self, name, value)
+
+    def _values(self) -> tuple[object, ...]:
+        return tuple(getattr(self, name) for name in self._FIELDS)
+
+    def __eq__(self, other: object) -> bool:
+        if type(other) is not type(self):
+            return NotImplemented
+        return self._values() == other._values()
+
+    def __hash__(self) -> int:
+        return hash(self._values())
+
+    def __repr__(self) -> str:
+        shown = ", ".join(f"{name}={getattr(self, name)!r}" for name in self._FIELDS)
+        return f"{type(self).__name__}({shown})"
+
+    def __setattr__(self, name: str, value: object) -> None:
+        raise AttributeError(
+            f"cannot assign to field {name!r}: a {type(self).__name__} is immutable"
+        )
+
+    def __delattr__(self, name: str) -> None:
+        raise AttributeError(f"cannot delete field {name!r}: a {type(self).__name__} is immutable")
+
+    def __reduce__(self) -> tuple[type[_Frozen], tuple[object, ...]]:
+        return type(self), self._values()
+
+
+class HandshakeConfig(_Frozen):
     """What host and plugin must agree on before anything else: app version and magic cookie."""
+
+    _FIELDS = ("protocol_version", "magic_cookie_key", "magic_cookie_value")
+    __slots__ = _FIELDS
+    __match_args__ = ("protocol_version", "magic_cookie_key", "magic_cookie_value")
 
     protocol_version: int
     magic_cookie_key: str
     magic_cookie_value: str
 
-    def __post_init__(self) -> None:
-        version = self.protocol_version
-        if isinstance(version, bool) or not isinstance(version, int) or version < 1:
+    def __init__(
+        self, protocol_version: int, magic_cookie_key: str, magic_cookie_value: str
+    ) -> None:
+        if (
+            isinstance(protocol_version, bool)
+            or not isinstance(protocol_version, int)
+            or protocol_version < 1
+        ):
             raise ConfigError(
-                f"HandshakeConfig.protocol_version must be an integer >= 1, got {version!r}"
+                "HandshakeConfig.protocol_version must be an integer >= 1, "
+                f"got {protocol_version!r}"
             )
-        if not self.magic_cookie_key:
+        if not magic_cookie_key:
             raise ConfigError(
                 "HandshakeConfig.magic_cookie_key is empty: a magic cookie is required"
             )
-        if not self.magic_cookie_value:
+        if not magic_cookie_value:
             raise ConfigError(
                 "HandshakeConfig.magic_cookie_value is empty: a magic cookie is required"
             )
         # The key becomes an environment variable name; these characters cannot be in one.
-        if "=" in self.magic_cookie_key or "\0" in self.magic_cookie_key:
+        if "=" in magic_cookie_key or "\0" in magic_cookie_key:
             raise ConfigError(
-                f"HandshakeConfig.magic_cookie_key {self.magic_cookie_key!r} cannot be an "
+                f"HandshakeConfig.magic_cookie_key {magic_cookie_key!r} cannot be an "
                 "environment variable name (it contains '=' or NUL)"
             )
-        if "\0" in self.magic_cookie_value:
+        if "\0" in magic_cookie_value:
             raise ConfigError("HandshakeConfig.magic_cookie_value contains a NUL character")
+        self._set(
+            protocol_version=protocol_version,
+            magic_cookie_key=magic_cookie_key,
+            magic_cookie_value=magic_cookie_value,
+        )
 
 
 _LINE_FIELDS = (
@@ -150,13 +201,10 @@ _LINE_FIELDS = (
 )
 
 
-class HandshakeLine:
-    """The line a plugin prints on stdout to tell the host where and how to connect.
+class HandshakeLine(_Frozen):
+    """The line a plugin prints on stdout to tell the host where and how to connect."""
 
-    An immutable value like a frozen dataclass (equality, hash, repr), written out by hand:
-    creating a dataclass costs a plugin's start-up ~1 ms.
-    """
-
+    _FIELDS = _LINE_FIELDS
     __slots__ = _LINE_FIELDS
     # Spelled out, not _LINE_FIELDS: type checkers read match statements only from literals.
     __match_args__ = (
@@ -187,38 +235,15 @@ class HandshakeLine:
         server_cert: str = "",
         multiplex: bool | None = None,
     ) -> None:
-        init = object.__setattr__
-        init(self, "core_version", core_version)
-        init(self, "app_version", app_version)
-        init(self, "network", network)
-        init(self, "address", address)
-        init(self, "protocol", protocol)
-        init(self, "server_cert", server_cert)
-        init(self, "multiplex", multiplex)
-
-    def _fields(self) -> tuple[Any, ...]:
-        return tuple(getattr(self, name) for name in _LINE_FIELDS)
-
-    def __eq__(self, other: object) -> bool:
-        if type(other) is not HandshakeLine:
-            return NotImplemented
-        return self._fields() == other._fields()
-
-    def __hash__(self) -> int:
-        return hash(self._fields())
-
-    def __repr__(self) -> str:
-        shown = ", ".join(f"{name}={getattr(self, name)!r}" for name in _LINE_FIELDS)
-        return f"HandshakeLine({shown})"
-
-    def __setattr__(self, name: str, value: object) -> None:
-        raise AttributeError(f"cannot assign to field {name!r}: a HandshakeLine is immutable")
-
-    def __delattr__(self, name: str) -> None:
-        raise AttributeError(f"cannot delete field {name!r}: a HandshakeLine is immutable")
-
-    def __reduce__(self) -> tuple[type[HandshakeLine], tuple[Any, ...]]:
-        return HandshakeLine, self._fields()
+        self._set(
+            core_version=core_version,
+            app_version=app_version,
+            network=network,
+            address=address,
+            protocol=protocol,
+            server_cert=server_cert,
+            multiplex=multiplex,
+        )
 
     def format(self) -> str:
         """The line exactly as a Go plugin prints it, without the trailing newline."""

@@ -14,10 +14,13 @@ import re
 import types
 import typing
 from collections.abc import Callable
-from typing import Any, ClassVar, Final
+from typing import Any, Final
 
 import msgspec
 
+from ._declare import Interface, find_interface
+from ._declare import interface_methods as _interface_methods
+from ._declare import is_interface as _is_interface
 from ._errors import ArgumentError, ConfigError
 from ._wire import ObjectRef
 
@@ -80,25 +83,6 @@ def _strict_out_types() -> tuple[type, ...]:
 # Off the wire, msgpack carries bytes natively but naive datetimes, dates, times, durations,
 # UUIDs and Decimals as strings, which msgspec converts back.
 _STRICT_IN: Final = (bytes, bytearray, memoryview)
-
-
-class Interface:
-    """Base class of plugin interfaces.
-
-    Subclass it and declare methods with type hints; the bodies are never called remotely::
-
-        class Calculator(tether.Interface):
-            def add(self, a: float, b: float) -> float: ...
-
-    A plugin implements the interface by subclassing it. A host gets a proxy from
-    `Client.dispense(name, Calculator)` whose methods run in the plugin's process. Methods may
-    be declared `async def`; implementations may be sync or async either way. A method whose
-    return hint is an Iterator (or AsyncIterator) streams its items. A parameter annotated
-    with an Interface type is passed by reference: the receiver gets a proxy that calls back.
-    """
-
-    __tether_spec__: ClassVar[InterfaceSpec | None] = None
-    __tether_proxy__: ClassVar[bool] = False
 
 
 class MethodSpec:
@@ -349,10 +333,6 @@ class InterfaceSpec:
         return f"InterfaceSpec({self.name}, methods={sorted(self.methods)!r})"
 
 
-def _is_interface(tp: Any) -> bool:
-    return isinstance(tp, type) and issubclass(tp, Interface) and tp is not Interface
-
-
 def _is_ndarray(hint: Any) -> bool:
     """Whether a hint is numpy.ndarray or numpy.typing.NDArray[...] (without importing numpy)."""
     tp = typing.get_origin(hint) or hint
@@ -449,20 +429,6 @@ def _is_plain(hint: Any) -> bool:
     return False
 
 
-def _interface_methods(cls: type[Interface]) -> dict[str, Callable[..., Any]]:
-    found: dict[str, Callable[..., Any]] = {}
-    for klass in reversed(cls.__mro__):
-        if not _is_interface(klass) or klass.__dict__.get("__tether_proxy__", False):
-            continue
-        for name, value in vars(klass).items():
-            if name.startswith("_") or not callable(value):
-                continue
-            if isinstance(value, staticmethod | classmethod):
-                continue
-            found[name] = value
-    return found
-
-
 def spec_of(cls: type[Interface]) -> InterfaceSpec:
     """The spec of an interface class, computed on first use and cached on the class."""
     cached = cls.__dict__.get("__tether_spec__")
@@ -489,14 +455,6 @@ def interface_of(obj: object) -> type[Interface]:
         f"objects of type {cls.__qualname__} cannot be sent: only plain data and objects "
         "implementing a tether.Interface (passed by reference) can cross the process boundary"
     )
-
-
-def find_interface(obj: object, name: str) -> type[Interface] | None:
-    """The Interface class called `name` among the classes an implementation derives from."""
-    for klass in type(obj).__mro__:
-        if klass.__qualname__ == name and _is_interface(klass):
-            return typing.cast(type[Interface], klass)
-    return None
 
 
 class Exported:

@@ -3,7 +3,6 @@ and serves the native protocol until the host shuts it down or goes away."""
 
 from __future__ import annotations
 
-import logging
 import os
 import select
 import signal
@@ -11,15 +10,11 @@ import socket
 import sys
 import threading
 import time
-from collections.abc import Callable, Mapping
-from typing import TYPE_CHECKING, Any, Final, TypeGuard
 
 from . import _handshake as hs
-from ._dispatch import AfterReply, ExportTable
-from ._endpoint import SyncEndpoint
-from ._env import ENV_LOG_LEVEL, ENV_TRANSPORT, ENV_WATCH_STDIN, TRACE
+from ._declare import Interface, find_interface, is_interface
+from ._env import ENV_LOG_LEVEL, ENV_TRANSPORT, ENV_WATCH_STDIN
 from ._errors import ConfigError, HandshakeError, TetherError
-from ._interface import Interface, _is_interface, find_interface, spec_of
 from ._transport import (
     check_peer,
     listen_tcp,
@@ -28,9 +23,18 @@ from ._transport import (
     remove_socket_dir,
 )
 
+# Neither typing nor logging at start-up (nor msgspec, through the endpoint): a plugin
+# answers its first calls before importing them (see _firstcall). Not typing.TYPE_CHECKING
+# for the same reason; type checkers treat any name TYPE_CHECKING as true.
+TYPE_CHECKING = False
 if TYPE_CHECKING:
+    import logging
     import ssl
+    from collections.abc import Callable, Mapping
+    from typing import Any, Final, TypeGuard
 
+    from ._endpoint import SyncEndpoint
+    from ._firstcall import Dispensed
     from ._grpc_broker import GRPCPlugin
     from ._grpc_server import GRPCServe
 
@@ -38,10 +42,20 @@ if TYPE_CHECKING:
 
 __all__ = ["serve"]
 
-log = logging.getLogger("tether.server")
-logging.addLevelName(TRACE, "TRACE")  # as _hclog does, which serving imports only on a record
-
 _PARENT_POLL: Final = 0.25  # seconds between checks that the host is still alive
+# Levels at which the host shows nothing a plugin logs before its first call (INFO and
+# DEBUG records from start-up would be lost if logging were set up after it).
+_QUIET_LEVELS: Final = frozenset({"WARNING", "WARN", "ERROR", "CRITICAL", "FATAL"})
+_logging_deferred = False  # serve() left setting up logging to the end of the first calls
+
+
+def _log() -> logging.Logger:
+    """The server's logger; logging is set up first if serve() deferred it."""
+    import logging
+
+    if _logging_deferred:
+        _configure_logging()
+    return logging.getLogger("tether.server")
 
 
 def serve(
@@ -69,13 +83,18 @@ def serve(
         sys.exit(1)
     version, warnings = hs.negotiate_version(sets, os.environ)
     if configure_logging:
-        _configure_logging()
+        level = os.environ.get(ENV_LOG_LEVEL, "INFO").upper()
+        if "logging" in sys.modules or warnings or level not in _QUIET_LEVELS:
+            _configure_logging()
+        else:
+            global _logging_deferred
+            _logging_deferred = True  # done once the first calls are answered
     for warning in warnings:
-        log.warning("%s", warning)
+        _log().warning("%s", warning)
     try:
         _PluginServer(sets[version], version).run()
     except TetherError as exc:
-        log.error("%s", exc)
+        _log().error("%s", exc)
         sys.exit(1)
 
 
@@ -115,34 +134,12 @@ def _is_grpc(impl: object) -> TypeGuard[GRPCPlugin[Any]]:
     return module is not None and isinstance(impl, module.GRPCPlugin)
 
 
-class _HclogOnFirstRecord(logging.Formatter):
-    """Formats like HclogFormatter, importing it only when a first record is formatted.
-
-    Most plugins log nothing before their first call (often nothing at all), so start-up
-    skips _hclog's imports.
-    """
-
-    def __init__(self) -> None:
-        super().__init__()
-        self._inner: logging.Formatter | None = None
-
-    def format(self, record: logging.LogRecord) -> str:
-        if self._inner is None:
-            from ._hclog import HclogFormatter
-
-            self._inner = HclogFormatter()
-        return self._inner.format(record)
-
-
 def _configure_logging() -> None:
-    root = logging.getLogger()
-    if root.handlers:
-        return
-    handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(_HclogOnFirstRecord())
-    root.addHandler(handler)
-    level = os.environ.get(ENV_LOG_LEVEL, "INFO").upper()
-    root.setLevel(level if level in logging.getLevelNamesMapping() else logging.INFO)
+    global _logging_deferred
+    _logging_deferred = False
+    from ._plugin_logging import configure
+
+    configure()
 
 
 class _SpareThread:
@@ -187,6 +184,10 @@ class _PluginServer:
         self._lock = threading.Lock()
         self._grpc: GRPCServe | None = None
         self.is_grpc = any(_is_grpc(p) for p in self.plugins.values())
+        # The first connection's first calls are served before the full endpoint's imports,
+        # unless something already imported them (see _firstcall).
+        self._lean = not self.is_grpc and "tether._endpoint" not in sys.modules
+        self._lean_socks: set[socket.socket] = set()  # connections still in their first calls
 
     # ----------------------------------------------------------------- start-up
 
@@ -208,7 +209,8 @@ class _PluginServer:
                 self._grpc.wait()
             else:
                 assert first is not None
-                self._read_specs()
+                if not self._lean:
+                    self._read_specs()
                 self._accept_loop(first)
         finally:
             if first is not None:
@@ -257,7 +259,8 @@ class _PluginServer:
             self._listener, address = listen_unix(directory)
             self._path = address
             network = "unix"
-        log.debug("plugin address", extra={"network": network, "address": address})
+        if "logging" in sys.modules:  # else nobody could see the record
+            _log().debug("plugin address", extra={"network": network, "address": address})
         return hs.HandshakeLine(
             hs.CORE_PROTOCOL_VERSION, self.version, network, address, hs.PROTOCOL_NATIVE, cert_b64
         )
@@ -304,9 +307,11 @@ class _PluginServer:
         class when it derives from Interface directly). A spec that cannot be read is left
         for the dispense to report.
         """
+        from ._interface import spec_of
+
         for impl in self.plugins.values():
             own = type(impl)
-            bases = [k for k in own.__mro__[1:] if _is_interface(k)]
+            bases = [k for k in own.__mro__[1:] if is_interface(k)]
             for cls in bases or [own]:
                 try:
                     spec_of(cls)
@@ -316,13 +321,15 @@ class _PluginServer:
     def _host_gone(self, why: str) -> None:
         if self._stopping.is_set():
             return
-        log.warning("%s; plugin exiting", why)
+        _log().warning("%s; plugin exiting", why)
         self._cleanup()
         if self._host_dir is not None:
             try:
                 os.rmdir(self._host_dir)  # only if empty: nothing but our socket was in it
             except OSError:
                 pass
+        import logging
+
         logging.shutdown()
         os._exit(0)
 
@@ -349,8 +356,14 @@ class _PluginServer:
             ).start()
         with self._lock:
             endpoints = list(self._endpoints)
+            lean_socks = list(self._lean_socks)
         for endpoint in endpoints:
             endpoint.close()
+        for sock in lean_socks:
+            try:
+                sock.shutdown(socket.SHUT_RDWR)  # wakes its reader, which closes it
+            except OSError:
+                pass
 
     def _serve_connection(self, conn: socket.socket) -> None:
         try:
@@ -363,16 +376,60 @@ class _PluginServer:
                 conn = self._tls.wrap_socket(conn, server_side=True)
                 conn.settimeout(None)
         except (OSError, HandshakeError) as exc:
-            log.warning("rejected a connection: %s", exc)
+            _log().warning("rejected a connection: %s", exc)
             conn.close()
             return
+        with self._lock:
+            lean, self._lean = self._lean and self._tls is None, False
+            if lean:
+                self._lean_socks.add(conn)
+        if not lean:
+            self._serve_endpoint(self._make_endpoint(conn, b"", []))
+            return
+        from ._firstcall import FirstCalls
+
+        def make_endpoint(rest: bytes, dispensed: Dispensed) -> SyncEndpoint:
+            with self._lock:
+                self._lean_socks.discard(conn)
+            return self._make_endpoint(conn, rest, dispensed)
+
+        FirstCalls(conn, self.plugins, make_endpoint, self._serve_endpoint).serve()
+        with self._lock:
+            self._lean_socks.discard(conn)  # closed there if it was not handed over
+
+    def _make_endpoint(
+        self, conn: socket.socket, initial: bytes, dispensed: Dispensed
+    ) -> SyncEndpoint:
+        """The full endpoint for a connection, given what its first calls read and dispensed."""
+        if _logging_deferred:
+            _configure_logging()
+        from ._dispatch import ExportTable
+        from ._endpoint import SyncEndpoint
+
+        exports = ExportTable()
+        failure: ConfigError | None = None
+        for impl, cls in dispensed:
+            try:
+                exports.add(impl, cls)  # the ids the first calls gave out, in the same order
+            except ConfigError as exc:
+                # _firstcall dispenses only what it judges spec_of() will read; should it
+                # misjudge, ids after this one would be wrong: the connection ends instead.
+                failure = exc
+                break
         endpoint = SyncEndpoint(
             conn,
             name="host",
-            exports=ExportTable(),
+            exports=exports,
             control=self._control,
             inline=True,
+            initial=initial,
         )
+        if failure is not None:
+            _log().error("closing the host's connection: %s", failure)
+            endpoint.close()
+        return endpoint
+
+    def _serve_endpoint(self, endpoint: SyncEndpoint) -> None:
         with self._lock:
             self._endpoints.add(endpoint)
         try:
@@ -387,6 +444,8 @@ class _PluginServer:
         if method == "dispense":
             return self._dispense(endpoint, args)
         if method == "shutdown":
+            from ._dispatch import AfterReply
+
             return AfterReply(True, self.stop)
         if method == "describe":
             from ._describe import describe_served
@@ -410,6 +469,8 @@ class _PluginServer:
             raise ConfigError(
                 f"plugin {name!r} ({type(impl).__qualname__}) does not implement {iface_name}"
             )
+        from ._interface import spec_of
+
         oid = endpoint.exports.add(impl, cls)
         return [oid, sorted(spec_of(cls).methods)]
 

@@ -6,9 +6,12 @@ import os
 import socket
 import struct
 import sys
-from typing import Final
 
 from ._errors import ConfigError, HandshakeError
+
+TYPE_CHECKING = False  # not typing's: a plugin answers its first call before importing it
+if TYPE_CHECKING:
+    from typing import Final
 
 __all__ = [
     "SUN_PATH_MAX",
