@@ -6,13 +6,17 @@ a tether host would have refused before sending.
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Iterator
 from typing import Any
 
 import msgspec
 import pytest
 
+import tether
 from _scripted import Peer, serving
+from conftest import PLUGINS_DIR
+from plugins.firstcall_plugin import HANDSHAKE, First
 from tether import Interface
 from tether._endpoint import SyncEndpoint
 from tether._interface import _is_plain, spec_of
@@ -158,3 +162,30 @@ def test_specs_say_which_methods_decode_typed() -> None:
     assert methods["table"].args_decoder() is not None
     assert methods["raw"].args_decoder() is None
     assert methods["anything"].args_decoder() is None
+
+
+# --- the sending side -------------------------------------------------------------------------
+
+
+def test_the_host_leaves_bulk_plain_data_to_the_plugin_to_check() -> None:
+    spec = spec_of(Numbers).methods["total"]
+    values: list[Any] = [1.0] * N
+    values[5] = "five"
+    assert spec.check_call((values,), {}) == [values]  # sent as it is, unchecked
+    with pytest.raises(tether.ArgumentError, match="Expected `float`, got `str`"):
+        spec.check_call((values[:10],), {})  # small: checked before sending
+
+
+@pytest.mark.parametrize("size", [10, N], ids=["checked by the host", "checked by the plugin"])
+def test_bad_bulk_data_fails_with_the_same_words_either_way(size: int) -> None:
+    cmd = [sys.executable, str(PLUGINS_DIR / "firstcall_plugin.py")]
+    values: list[Any] = [1.0] * size
+    values[5] = "five"
+    with tether.Client(cmd, handshake=HANDSHAKE) as client:
+        first = client.dispense("first", First)
+        with pytest.raises(tether.ArgumentError) as info:
+            first.total(values)
+        assert first.total([1.0] * size) == size  # the connection goes on
+    expected = "First.total() argument 'values': Expected `float`, got `str` (at values[5])"
+    assert str(info.value) == expected
+    assert (info.value.method, info.value.parameter) == ("First.total", "values")

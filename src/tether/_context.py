@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
 import threading
 from contextvars import ContextVar
 
@@ -10,7 +9,8 @@ from ._errors import TetherError
 
 TYPE_CHECKING = False  # not typing's: a plugin answers its first call before importing it
 if TYPE_CHECKING:
-    from collections.abc import Callable, Iterator
+    from collections.abc import Callable
+    from contextvars import Token
     from typing import Final
 
 __all__ = ["CallContext", "current_call", "timeout"]
@@ -85,8 +85,7 @@ def current_call() -> CallContext:
     return ctx
 
 
-@contextlib.contextmanager
-def timeout(seconds: float | None) -> Iterator[None]:
+def timeout(seconds: float | None) -> _TimeoutBlock:
     """Give calls made in this block (in this thread or task) a deadline of `seconds`.
 
     A call that does not finish in time raises `CallTimeoutError`, and the plugin is told to
@@ -94,11 +93,24 @@ def timeout(seconds: float | None) -> Iterator[None]:
     """
     if seconds is not None and seconds <= 0:
         raise ValueError(f"timeout must be positive, got {seconds}")
-    token = TIMEOUT.set(seconds)
-    try:
-        yield
-    finally:
-        TIMEOUT.reset(token)
+    return _TimeoutBlock(seconds)
+
+
+class _TimeoutBlock:
+    """The `with` block of timeout(): a class, not contextlib.contextmanager, whose import
+    would cost a plugin's start-up a millisecond (this module is on its first call's path)."""
+
+    __slots__ = ("_seconds", "_tokens")
+
+    def __init__(self, seconds: float | None) -> None:
+        self._seconds = seconds
+        self._tokens: list[Token[float | None]] = []
+
+    def __enter__(self) -> None:
+        self._tokens.append(TIMEOUT.set(self._seconds))
+
+    def __exit__(self, *exc: object) -> None:
+        TIMEOUT.reset(self._tokens.pop())
 
 
 def set_current(ctx: CallContext | None) -> object:

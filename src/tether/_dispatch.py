@@ -134,7 +134,9 @@ def _type_name_of(cls: type) -> str:
 def error_message(call_id: int, exc: BaseException) -> list[Any]:
     """The ERROR message that reports `exc`, raised while serving call `call_id`."""
     if isinstance(exc, ArgumentError):
-        return [ERROR, call_id, ERR_VALIDATION, "tether.ArgumentError", str(exc), ""]
+        # No traceback to send: the last field names the method and parameter instead.
+        where = [exc.method, exc.parameter]
+        return [ERROR, call_id, ERR_VALIDATION, "tether.ArgumentError", str(exc), where]
     if isinstance(exc, RemoteError):
         # Re-raised remote errors keep their original identity as they travel on.
         return [
@@ -228,7 +230,8 @@ def exception_from(message: list[Any]) -> TetherError:
     """The exception a caller sees for a received ERROR message."""
     _, _, kind, type_name, text, remote_tb = message
     if kind == ERR_VALIDATION:
-        return ArgumentError(str(text))
+        where = remote_tb if type(remote_tb) is list and len(remote_tb) == 2 else ["", ""]
+        return ArgumentError(str(text), str(where[0]), str(where[1]))
     if kind in (ERR_UNKNOWN_OBJECT, ERR_UNKNOWN_METHOD):
         return ProtocolError(f"the peer refused the call: {text}")
     if kind == ERR_CANCELLED:

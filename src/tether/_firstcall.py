@@ -18,12 +18,13 @@ while it runs, as the endpoint's own watchdog does for its requests.
 
 from __future__ import annotations
 
+import _thread
 import builtins
 import struct
 import threading
 
 from ._context import CallContext, reset_current, set_current
-from ._declare import find_interface, interface_methods
+from ._declare import find_interface, interface_methods, is_interface
 
 TYPE_CHECKING = False  # not typing's: see tether/__init__.py
 if TYPE_CHECKING:
@@ -37,7 +38,7 @@ if TYPE_CHECKING:
     Dispensed = list[tuple[object, type[Interface]]]
     MakeEndpoint = Callable[[bytes, Dispensed], SyncEndpoint]
 
-__all__ = ["RESCUE_AFTER", "FirstCalls", "decode", "encode"]
+__all__ = ["RESCUE_AFTER", "FirstCalls", "decode", "encode", "prepare"]
 
 # The message kinds and control object id of _wire, which imports msgspec. A test checks
 # that they agree.
@@ -257,12 +258,34 @@ def _hint(func: Callable[..., Any], name: str) -> Any:
     raise NotLean(f"hint {hint!r} is not defined")
 
 
+def prepare(plugins: Mapping[str, object]) -> None:
+    """Read the served interfaces' method names ahead of the first dispense (the host waits
+    for that one); an interface this module cannot vouch for is left to the dispense."""
+    for impl in plugins.values():
+        for klass in type(impl).__mro__:
+            if is_interface(klass):
+                try:
+                    _declared_names(klass)
+                except NotLean:
+                    pass
+
+
+_names: dict[type, list[str]] = {}  # _declared_names' answers, by interface
+
+
 def _declared_names(cls: type[Interface]) -> list[str]:
     """The method names an interface's spec will have, if building it cannot fail.
 
     spec_of() refuses parameters that are not positional and hints it cannot resolve; a
     dispense that might meet either is left to the full endpoint, which words the refusal.
     """
+    known = _names.get(cls)
+    if known is None:
+        known = _names[cls] = _read_names(cls)
+    return known
+
+
+def _read_names(cls: type[Interface]) -> list[str]:
     methods = interface_methods(cls)
     if not methods:
         raise NotLean("no methods")
@@ -485,9 +508,9 @@ class FirstCalls:
 
     def _run_call(self, method: _Method, cid: int, args: list[Any]) -> None:
         ctx = CallContext(cid, method.qualname)
-        threading.Thread(
-            target=self._rescue, args=(ctx,), name="tether-conn-rescue", daemon=True
-        ).start()
+        # A bare thread: threading.Thread.start() would wait until it runs (the host waits
+        # for this answer); it ends within RESCUE_AFTER unless the call runs long.
+        _thread.start_new_thread(self._rescue, (ctx,))
         result: Any = None
         error: Exception | None = None
         token = set_current(ctx)

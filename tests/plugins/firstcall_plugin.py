@@ -3,6 +3,7 @@
 
 Run as ``python firstcall_plugin.py``: it serves `First` as "first". It imports nothing but
 tether at start-up, so its first call is answered before the full endpoint's imports.
+`total()` takes bulk plain data, which the host leaves to the plugin to check.
 """
 
 from __future__ import annotations
@@ -32,6 +33,7 @@ class First(tether.Interface):
     def later(self, n: int) -> int: ...
     def length(self, text: str) -> int: ...
     def scaled(self, n: int, factor: float = 2.0) -> float: ...
+    def total(self, values: list[float]) -> float: ...
 
 
 class FirstImpl(First):
@@ -88,6 +90,9 @@ class FirstImpl(First):
 
     def scaled(self, n: int, factor: float = 2.0) -> float:
         return n * factor
+
+    def total(self, values: list[float]) -> float:
+        return sum(values)
 
 
 if __name__ == "__main__":
