@@ -8,13 +8,18 @@ that a reply never waits for a later request that runs long, blocks, fails or st
 from __future__ import annotations
 
 import asyncio
+import socket
+import struct
 import threading
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
 
+import msgspec
 import pytest
 
 from _scripted import Peer, serving
 from tether import Interface
+from tether._dispatch import ExportTable
 from tether._endpoint import SyncEndpoint
 from tether._wire import ERROR, RESPONSE, STREAM_END, STREAM_ITEM
 
@@ -133,3 +138,60 @@ def test_replies_before_another_kind_of_answer_arrive(
         kinds = [peer.answer()[0] for _ in range(3)]
         assert kinds == [STREAM_ITEM, STREAM_ITEM, STREAM_END]
     assert not ep.closed
+
+
+# --- the calling side: requests of several threads in one send -------------------------------
+
+
+def test_requests_queued_behind_a_blocked_send_all_go_out() -> None:
+    # One thread's large request blocks in sendall (the peer is not reading yet); the small
+    # requests of three more threads queue behind it instead of waiting for the send lock,
+    # and the blocked thread sends them once its own is out.
+    ours, theirs = socket.socketpair()
+    ep = SyncEndpoint(ours, name="caller", exports=ExportTable(), control=lambda *_: None)
+    reading = threading.Event()
+
+    def answer_everything() -> None:
+        reading.wait(10)
+        peer = Peer(theirs)
+        while True:
+            try:
+                message = peer.answer()
+            except (ConnectionError, OSError):
+                return
+            theirs.sendall(_frame([RESPONSE, message[1], message[3]]))
+
+    answerer = threading.Thread(target=answer_everything, daemon=True)
+    answerer.start()
+    results: dict[str, object] = {}
+
+    def call(name: str, args: list[object]) -> None:
+        results[name] = ep.control_call(name, args, timeout=20)
+
+    big = threading.Thread(target=call, args=("big", [b"x" * 8_000_000]))
+    big.start()
+    _until(lambda: ep._send_lock.locked())
+    small = [threading.Thread(target=call, args=(f"small{i}", [])) for i in range(3)]
+    for thread in small:
+        thread.start()
+    _until(lambda: len(ep._outbox) == 3)  # queued, not asleep on the lock
+    reading.set()
+    for thread in [big, *small]:
+        thread.join(20)
+    assert results == {"big": "big", "small0": "small0", "small1": "small1", "small2": "small2"}
+    assert ep._outbox == []
+    theirs.close()
+    ep.close()
+    answerer.join(10)
+
+
+def _frame(message: list[object]) -> bytes:
+    body = msgspec.msgpack.encode(message)
+    return struct.pack(">I", len(body)) + body
+
+
+def _until(condition: Callable[[], bool]) -> None:
+    deadline = time.monotonic() + 10
+    while not condition():
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.001)
