@@ -363,17 +363,7 @@ class SyncEndpoint:
                 finally:
                     lock.release()
             else:
-                # _send(), inlined: a function call costs ~0.4 µs here.
-                with lock:
-                    if self._releases:
-                        self._flush_releases()
-                    if isinstance(frame, bytes):
-                        self._sock.sendall(frame)
-                    elif isinstance(frame, tuple):
-                        for part in frame:
-                            self._sock.sendall(part)
-                    else:
-                        self._send_fd_frame(frame)
+                self._send(frame)  # raises the connection's failure if it fails
             if self._outbox:
                 self._drain_outbox()
         except BaseException as exc:
