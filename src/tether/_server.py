@@ -201,6 +201,8 @@ class _PluginServer:
         first: _SpareThread | None = None
         try:
             line = self._start_grpc() if self.is_grpc else self._listen()
+            if self._tls is not None:
+                self._lean = False  # _firstcall reads plain sockets only
             # Threads start before the line, while the host only waits for it: a thread
             # started once the host is busy connecting can wait milliseconds for a CPU on a
             # loaded machine, with the host's first call waiting too.
@@ -388,7 +390,7 @@ class _PluginServer:
             conn.close()
             return
         with self._lock:
-            lean, self._lean = self._lean and self._tls is None, False
+            lean, self._lean = self._lean, False
             if lean:
                 self._lean_socks.add(conn)
         if not lean:
