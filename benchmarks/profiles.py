@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from common import BLOB_SIZE, CALLERS, HERE, PY, Subject
+from common import BLOB_SIZE, BULK_N, CALLERS, HERE, PY, Subject
 
 from tether import _shm
 
@@ -75,6 +75,8 @@ class Profiles:
     free_ms: float | None = None
     blob_ms: float | None = None
     view_ms: float | None = None
+    bulk_steps: dict[str, float] = field(default_factory=dict)  # ms, min of the runs
+    bulk_bytes: tuple[int, int] | None = None  # on the wire: the floor's, tether's
     python_start_ms: float | None = None
     stdlib_start_ms: float | None = None
     floor_ready_ms: float | None = None
@@ -274,6 +276,22 @@ def collect_live(subjects: dict[str, Subject], quick: bool, profiles: Profiles) 
             profiles.view_ms, profiles.blob_ms = min(view_times), min(blob_times)
 
         attempt("64 MiB copies", blobs)
+        bulk_calls = 5 if quick else 40
+        values = [1.0] * BULK_N
+        split(
+            "bulk",
+            repeat(lambda: sync.bench.total(values), bulk_calls),
+            bulk_calls,
+            sync.client.pid,
+        )
+        attempt("bulk steps", lambda: profiles.bulk_steps.update(bulk_steps(values, quick)))
+        profiles.bulk_bytes = (8 * BULK_N, len(_bulk_request(values)))
+    if floor is not None:
+        bulk_calls = 5 if quick else 40
+        values = [1.0] * BULK_N
+        split(
+            "bulk_floor", repeat(lambda: floor.bulk(values), bulk_calls), bulk_calls, floor.proc.pid
+        )
     if aio is not None:
         split("tp_async", lambda: aio.throughput(per), per * CALLERS, aio.client.pid)
     for key, label in (
@@ -283,6 +301,48 @@ def collect_live(subjects: dict[str, Subject], quick: bool, profiles: Profiles) 
         grpc: Any = subjects.get(label)
         if grpc is not None:
             split(key, repeat(grpc.call, n // 10), n // 10, grpc.client.pid)
+
+
+def _bulk_request(values: list[float]) -> bytes:
+    import msgspec
+
+    return msgspec.msgpack.encode([0, 1, 1, "total", [values]])
+
+
+def bulk_steps(values: list[float], quick: bool) -> dict[str, float]:
+    """The CPU steps of a 100,000-float call on each side, in ms (min of the runs), timed
+    in this process with the functions each side runs."""
+    import array
+
+    import msgspec
+
+    request = [0, 1, 1, "total", [values]]
+    envelope = msgspec.msgpack.Decoder(tuple[int, int, int, str, msgspec.Raw])
+    typed = msgspec.msgpack.Decoder(tuple[list[float]])
+    encoded = _bulk_request(values)
+    packed = array.array("d", values).tobytes()
+    steps: dict[str, Callable[[], object]] = {
+        "floor host: pack into doubles (`array('d', values).tobytes()`)": lambda: array.array(
+            "d", values
+        ).tobytes(),
+        "floor server: sum the doubles (`sum(memoryview(body).cast('d'))`)": lambda: sum(
+            memoryview(packed).cast("d")
+        ),
+        "tether host: encode the request (msgspec)": lambda: msgspec.msgpack.encode(request),
+        "tether plugin: decode it into `list[float]` (msgspec, typed)": lambda: typed.decode(
+            envelope.decode(encoded)[4]
+        ),
+        "tether plugin: `sum(values)`": lambda: sum(values),
+    }
+    out = {}
+    for name, step in steps.items():
+        times = []
+        for _ in range(5 if quick else 30):
+            t0 = time.perf_counter()
+            step()
+            times.append((time.perf_counter() - t0) * 1e3)
+        out[name] = min(times)
+    return out
 
 
 _IMPORT_LINE = re.compile(r"import time:\s+(\d+) \|\s+(\d+) \|( *)(\S+)")
@@ -554,6 +614,36 @@ def render(p: Profiles, verdicts: dict[str, Verdict], quick: bool) -> str:
                 f"them ({p.free_ms:,.1f} ms). A `memoryview` parameter skips the plugin's copy"
                 + (f" ({p.view_ms:,.1f} ms per call)" if p.view_ms else "")
                 + ".\n"
+            )
+        sections.append("\n".join(text))
+    if "bulk" in missed:
+        text = [_head("100,000 floats", verdicts["bulk"])]
+        floor_split, bulk_split = p.splits.get("bulk_floor"), p.splits.get("bulk")
+        text.append(
+            f"One call each, repeated:\n\n{SPLIT_HEAD}\n"
+            f"{_split_line('raw Python floor', floor_split)}\n"
+            f"{_split_line('tether native, sync client', bulk_split)}\n"
+        )
+        if p.bulk_steps:
+            table = ["| step | ms |", "|---|---|"]
+            table += [f"| {name} | {ms:,.2f} |" for name, ms in p.bulk_steps.items()]
+            text.append(
+                "The CPU steps of the call on each side, timed alone in the host process "
+                "(min of the runs):\n\n" + "\n".join(table) + "\n"
+            )
+        if floor_split and bulk_split and p.bulk_bytes:
+            text.append(
+                f"Reading: the floor carries {p.bulk_bytes[0]:,} packed bytes and tether "
+                f"{p.bulk_bytes[1]:,} bytes of msgpack. Per call tether's host spends "
+                f"{_more(bulk_split.host_cpu - floor_split.host_cpu)} than the floor's and "
+                f"its plugin {_more(bulk_split.plugin_cpu - floor_split.plugin_cpu)} than the "
+                "floor's server. The plugin's decode is most of it: it makes 100,000 Python "
+                "float objects for the `list[float]` the implementation receives, while the "
+                "floor's server only reads doubles out of its buffer as it sums them. The host "
+                "does not check the list (the plugin does, as it decodes it; see "
+                "docs/INTERFACES.md). The steps run one after the other, so the call is their "
+                "sum plus the transfer; a `bytes`, `memoryview` or numpy parameter skips the "
+                "floats altogether (shared memory, see the 64 MiB row).\n"
             )
         sections.append("\n".join(text))
     if "spawn" in missed:

@@ -51,6 +51,7 @@ def test_quick_benchmark_run_reports_every_figure(tmp_path: Path) -> None:
         "native sync sequential median": "### Sequential latency and CPU per call",
         "asyncio, 16 tasks": "### 16 concurrent callers",
         "64 MiB bytes, native sync": "### 64 MiB bytes",
+        "100,000 floats ÷ raw floor": "### 100,000 floats",
         "spawn to first call": "### Spawn to first call",
         "AutoMTLS ÷ plaintext": "### AutoMTLS",
     }
@@ -61,6 +62,8 @@ def test_quick_benchmark_run_reports_every_figure(tmp_path: Path) -> None:
     assert "Not measured here" not in section, section
     if "### Sequential latency" in section:
         assert "| function | own µs per call |" in section
+    if "### 100,000 floats" in section:
+        assert "| tether plugin: decode it into `list[float]` (msgspec, typed) |" in section
     if "### Spawn to first call" in section:
         assert "| module | nesting | cumulative ms | own ms |" in section
         assert "| `tether._server` |" in section
