@@ -298,3 +298,9 @@ def test_a_call_before_any_dispense_is_refused(raw: RawHost) -> None:
     refused = raw.recv()
     assert refused[0] == _wire.ERROR
     assert refused[2] == _wire.ERR_UNKNOWN_OBJECT
+
+
+def test_a_malformed_first_message_fails_the_connection_as_later(raw: RawHost) -> None:
+    # `false` where the kind belongs: equal to REQUEST in Python, refused by the endpoint.
+    raw.send([False, 1, 0, "ping", []])
+    assert raw.reader.read(4) == b""  # the plugin dropped the connection

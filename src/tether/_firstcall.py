@@ -459,6 +459,7 @@ class FirstCalls:
         if not (
             type(message) is list
             and len(message) == 5
+            and type(message[0]) is int
             and message[0] == REQUEST
             and type(message[1]) is int
             and type(message[2]) is int
@@ -526,8 +527,8 @@ class FirstCalls:
         if rescued:
             # The rescuer serves the connection now; answer through its endpoint.
             self._endpoint_ready.wait()
-            assert self._endpoint is not None
-            self._answer(self._endpoint, cid, method, result, error)
+            if self._endpoint is not None:  # else the rescue failed: the socket is closed
+                self._answer(self._endpoint, cid, method, result, error)
             return
         if error is None:
             try:
@@ -552,10 +553,12 @@ class FirstCalls:
             if self._finished.is_set():
                 return
             self._rescued = True
-        endpoint = self._hand_over()
-        endpoint.adopt(ctx)
-        self._endpoint = endpoint
-        self._endpoint_ready.set()
+        try:
+            endpoint = self._hand_over()
+            endpoint.adopt(ctx)
+            self._endpoint = endpoint
+        finally:
+            self._endpoint_ready.set()  # the call's thread waits for it either way
         self._serve_endpoint(endpoint)
 
     def _answer(
@@ -574,4 +577,8 @@ class FirstCalls:
     def _hand_over(self) -> SyncEndpoint:
         rest = bytes(self._buf[self._start : self._end])
         self._start = self._end = 0
-        return self._make_endpoint(rest, self._exports)
+        try:
+            return self._make_endpoint(rest, self._exports)
+        except BaseException:
+            self._sock.close()  # the host sees the connection end rather than wait on it
+            raise
