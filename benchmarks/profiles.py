@@ -569,7 +569,9 @@ def render(p: Profiles, verdicts: dict[str, Verdict], quick: bool) -> str:
         text.append("")
         ceilings = [
             f"{name}: {s.plugin_cpu:,.1f} µs of plugin CPU per call, a ceiling of "
-            f"{s.ceiling:,.0f} calls/s for one serving thread"
+            f"{s.ceiling:,.0f} calls/s for one serving thread, and {s.host_cpu:,.1f} µs of "
+            f"host CPU, a ceiling of {1e6 / s.host_cpu if s.host_cpu > 0 else 0:,.0f} calls/s "
+            "for the host"
             for key, name in (("tp_async", "asyncio"), ("tp_sync", "sync"))
             if (s := p.splits.get(key)) is not None
         ]
@@ -578,8 +580,14 @@ def render(p: Profiles, verdicts: dict[str, Verdict], quick: bool) -> str:
             "serves one connection on one thread and Python runs one thread at a time, so "
             "the plugin's CPU per call bounds the rate, whatever the host does; the host's "
             "CPU per call bounds it a second time on the other side (both share the "
-            "machine's cores). 100,000 calls/s would need both sides under 10 µs of CPU per "
-            "call: the profiles above show where the per-call Python work is.\n"
+            "machine's cores). With 16 threads the host is the tighter bound: each call "
+            "wakes its thread, which takes the GIL back from the others and gives it up "
+            "again to sleep for its answer. The asyncio client runs the same encoding and "
+            "decoding on one thread, so the difference between the two host figures is that "
+            "thread traffic (requests queued behind a send already go out together, see "
+            "ARCHITECTURE.md). 100,000 "
+            "calls/s would need both sides under 10 µs of CPU per call: the profiles above "
+            "show where the per-call Python work is.\n"
         )
         sections.append("\n".join(text))
     if "blob" in missed:
