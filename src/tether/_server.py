@@ -45,8 +45,8 @@ else:
 __all__ = ["serve"]
 
 _PARENT_POLL: Final = 0.25  # seconds between checks that the host is still alive
-# Levels at which the host shows nothing a plugin logs before its first call (INFO and
-# DEBUG records from start-up would be lost if logging were set up after it).
+# Host levels at which setting logging up after the first calls hides nothing the host would
+# show: below WARNING, INFO and DEBUG records of start-up would be lost.
 _QUIET_LEVELS: Final = frozenset({"WARNING", "WARN", "ERROR", "CRITICAL", "FATAL"})
 _logging_deferred = False  # serve() left setting up logging to the end of the first calls
 
