@@ -1034,7 +1034,7 @@ class SyncEndpoint:
                     self._inline_owner = None
         return still_leader
 
-    def adopt(self, ctx: CallContext) -> None:
+    def adopt(self, ctx: CallContext) -> _Inflight:
         """Register a request begun before this endpoint existed (see _firstcall), so that a
         CANCEL for it reaches its context; answer_adopted() ends it."""
         entry = _Inflight()
@@ -1043,6 +1043,7 @@ class SyncEndpoint:
         with self._mu:
             self._inflight[ctx.call_id] = entry
             self._executing += 1
+        return entry
 
     def answer_adopted(
         self, cid: int, spec: MethodSpec, result: Any, error: Exception | None
@@ -1056,13 +1057,8 @@ class SyncEndpoint:
         else:
             try:
                 if inspect.isawaitable(result):
-                    if entry is None:
-                        entry = _Inflight()
-                        entry.ctx = CallContext(cid, spec.qualname)
-                        entry.cid = cid
-                        with self._mu:
-                            self._inflight[cid] = entry
-                            self._executing += 1
+                    if entry is None:  # not adopted: it ran and returned before a rescue
+                        entry = self.adopt(CallContext(cid, spec.qualname))
                     self._async_runner().submit(self, cid, spec, result, entry)
                     return  # the event loop's thread ends it
                 self._reply(cid, spec, result)

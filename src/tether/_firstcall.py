@@ -22,6 +22,7 @@ import _thread
 import builtins
 import struct
 import threading
+import types  # imported with socket already (through enum)
 
 from ._context import CallContext, reset_current, set_current
 from ._declare import find_interface, interface_methods, is_interface
@@ -38,7 +39,7 @@ if TYPE_CHECKING:
     Dispensed = list[tuple[object, type[Interface]]]
     MakeEndpoint = Callable[[bytes, Dispensed], SyncEndpoint]
 
-__all__ = ["RESCUE_AFTER", "FirstCalls", "decode", "encode", "prepare"]
+__all__ = ["RESCUE_AFTER", "FirstCalls", "NotLean", "decode", "encode", "prepare"]
 
 # The message kinds and control object id of _wire, which imports msgspec. A test checks
 # that they agree.
@@ -55,14 +56,8 @@ _MAX_DEPTH: Final = 32
 
 _SCALAR_PARAMS: Final = frozenset({float, int, str, bool})
 _SCALAR_RESULTS: Final = frozenset({float, int, str, bool, type(None)})
-
-
-class _Probe:
-    def method(self) -> None: ...
-
-
-_FUNCTION: Final = type(interface_methods)
-_METHOD: Final = type(_Probe().method)  # types.MethodType, without importing types
+_FUNCTION: Final = types.FunctionType
+_METHOD: Final = types.MethodType
 # Code flags that make a function a generator or coroutine (of any kind), or take *args,
 # **kwargs (keyword-only parameters show in co_kwonlyargcount).
 _NOT_PLAIN: Final = 0x04 | 0x08 | 0x20 | 0x80 | 0x100 | 0x200
