@@ -473,6 +473,11 @@ SPLIT_HEAD = (
 )
 
 
+def _split_table(*rows: tuple[str, Split | None]) -> str:
+    """SPLIT_HEAD and one line per (subject, split), ending in a newline."""
+    return "\n".join([SPLIT_HEAD, *(_split_line(name, s) for name, s in rows)]) + "\n"
+
+
 def _head(title: str, v: Verdict | None) -> str:
     if v is None:
         return f"### {title}\n\nNot measured in this run.\n"
@@ -525,9 +530,10 @@ def render(p: Profiles, verdicts: dict[str, Verdict], quick: bool) -> str:
             v = verdicts["pinned"]
             text.append(f"Pinned to one CPU: **{v.shown}** against {v.goal}: {v.verdict}.\n")
         text.append(
-            f"{p.seq_calls:,} sequential calls each:\n\n{SPLIT_HEAD}\n"
-            f"{_split_line('raw Python floor', floor)}\n"
-            f"{_split_line('tether native, sync client, no poll', seq)}\n"
+            f"{p.seq_calls:,} sequential calls each:\n\n"
+            + _split_table(
+                ("raw Python floor", floor), ("tether native, sync client, no poll", seq)
+            )
         )
         if floor and seq:
             extra_host = seq.host_cpu - floor.host_cpu
@@ -560,13 +566,12 @@ def render(p: Profiles, verdicts: dict[str, Verdict], quick: bool) -> str:
         if len(tp_keys) == 2:
             v = verdicts["sync16"]
             text.append(f"Sync, 16 threads: **{v.shown}** against {v.goal}: {v.verdict}.\n")
-        text.append(SPLIT_HEAD)
-        for key, name in (
-            ("tp_async", "asyncio client, 16 tasks"),
-            ("tp_sync", "sync, 16 threads"),
-        ):
-            text.append(_split_line(name, p.splits.get(key)))
-        text.append("")
+        text.append(
+            _split_table(
+                ("asyncio client, 16 tasks", p.splits.get("tp_async")),
+                ("sync, 16 threads", p.splits.get("tp_sync")),
+            )
+        )
         ceilings = [
             f"{name}: {s.plugin_cpu:,.1f} µs of plugin CPU per call, a ceiling of "
             f"{s.ceiling:,.0f} calls/s for one serving thread, and {s.host_cpu:,.1f} µs of "
@@ -628,9 +633,10 @@ def render(p: Profiles, verdicts: dict[str, Verdict], quick: bool) -> str:
         text = [_head("100,000 floats", verdicts["bulk"])]
         floor_split, bulk_split = p.splits.get("bulk_floor"), p.splits.get("bulk")
         text.append(
-            f"One call each, repeated:\n\n{SPLIT_HEAD}\n"
-            f"{_split_line('raw Python floor', floor_split)}\n"
-            f"{_split_line('tether native, sync client', bulk_split)}\n"
+            "One call each, repeated:\n\n"
+            + _split_table(
+                ("raw Python floor", floor_split), ("tether native, sync client", bulk_split)
+            )
         )
         if p.bulk_steps:
             table = ["| step | ms |", "|---|---|"]
@@ -694,8 +700,9 @@ def render(p: Profiles, verdicts: dict[str, Verdict], quick: bool) -> str:
         text = [_head("AutoMTLS", verdicts["mtls"])]
         plain, mtls = p.splits.get("grpc_plain"), p.splits.get("grpc_mtls")
         text.append(
-            f"{SPLIT_HEAD}\n{_split_line('tether gRPC path, plaintext', plain)}\n"
-            f"{_split_line('tether gRPC path, AutoMTLS', mtls)}\n"
+            _split_table(
+                ("tether gRPC path, plaintext", plain), ("tether gRPC path, AutoMTLS", mtls)
+            )
         )
         if plain and mtls:
             text.append(
