@@ -10,11 +10,11 @@ from __future__ import annotations
 TYPE_CHECKING = False  # not typing's: see tether/__init__.py
 if TYPE_CHECKING:
     from collections.abc import Callable
-    from typing import Any, ClassVar
+    from typing import Any, ClassVar, TypeGuard
 
     from ._interface import InterfaceSpec
 
-__all__ = ["Interface", "find_interface", "interface_methods", "is_interface"]
+__all__ = ["Interface", "find_interface", "interface_methods", "is_interface", "served_interfaces"]
 
 
 class Interface:
@@ -36,7 +36,7 @@ class Interface:
     __tether_proxy__: ClassVar[bool] = False
 
 
-def is_interface(tp: object) -> bool:
+def is_interface(tp: object) -> TypeGuard[type[Interface]]:
     """Whether `tp` is a subclass of Interface (Interface itself is not an interface)."""
     return isinstance(tp, type) and issubclass(tp, Interface) and tp is not Interface
 
@@ -57,9 +57,19 @@ def interface_methods(cls: type[Interface]) -> dict[str, Callable[..., Any]]:
     return found
 
 
+def served_interfaces(impl: object) -> list[type[Interface]]:
+    """The Interface classes an implementation derives from (or its own class when it
+    derives from Interface directly): the interfaces a host may dispense it as."""
+    own = type(impl)
+    bases = [k for k in own.__mro__[1:] if is_interface(k)]
+    if bases:
+        return bases
+    return [own] if is_interface(own) else []
+
+
 def find_interface(obj: object, name: str) -> type[Interface] | None:
     """The Interface class called `name` among the classes an implementation derives from."""
     for klass in type(obj).__mro__:
-        if klass.__qualname__ == name and issubclass(klass, Interface) and klass is not Interface:
+        if klass.__qualname__ == name and is_interface(klass):
             return klass
     return None

@@ -25,7 +25,7 @@ import threading
 import types  # imported with socket already (through enum)
 
 from ._context import CallContext, reset_current, set_current
-from ._declare import find_interface, interface_methods, is_interface
+from ._declare import find_interface, interface_methods, served_interfaces
 
 TYPE_CHECKING = False  # not typing's: see tether/__init__.py
 if TYPE_CHECKING:
@@ -257,12 +257,11 @@ def prepare(plugins: Mapping[str, object]) -> None:
     """Read the served interfaces' method names ahead of the first dispense (the host waits
     for that one); an interface this module cannot vouch for is left to the dispense."""
     for impl in plugins.values():
-        for klass in type(impl).__mro__:
-            if is_interface(klass):
-                try:
-                    _declared_names(klass)
-                except NotLean:
-                    pass
+        for cls in served_interfaces(impl):
+            try:
+                _declared_names(cls)
+            except NotLean:
+                pass
 
 
 _names: dict[type, list[str]] = {}  # _declared_names' answers, by interface
@@ -379,7 +378,6 @@ class FirstCalls:
         self._start = 0  # the unread bytes are _buf[_start:_end]
         self._end = 0
         self._exports: Dispensed = []  # object id i + 1
-        self._methods: dict[tuple[int, str], _Method] = {}
         # Between a first call and its rescuer (see _run_call).
         self._lock = threading.Lock()
         self._finished = threading.Event()
@@ -465,22 +463,19 @@ class FirstCalls:
         _, cid, oid, name, args = message
         if oid == CONTROL_OBJECT:
             if name == "ping" and not args:
-                self._send(frame([RESPONSE, cid, True]))
+                self._sock.sendall(frame([RESPONSE, cid, True]))
                 return True
             if name == "dispense":
                 reply = self._dispense(args)
                 if reply is None:
                     return None
-                self._send(frame([RESPONSE, cid, reply]))
+                self._sock.sendall(frame([RESPONSE, cid, reply]))
                 return True
             return None
-        key = (oid, name)
-        method = self._methods.get(key)
-        if method is None:
-            if not 0 < oid <= len(self._exports):
-                return None
-            impl, cls = self._exports[oid - 1]
-            method = self._methods[key] = _Method(impl, cls, name)
+        if not 0 < oid <= len(self._exports):
+            return None
+        impl, cls = self._exports[oid - 1]
+        method = _Method(impl, cls, name)  # one call is run here at most: nothing to cache
         return method, cid, method.check(args)
 
     def _dispense(self, args: list[Any]) -> list[Any] | None:
@@ -496,9 +491,6 @@ class FirstCalls:
                 return [i + 1, names]
         self._exports.append((impl, cls))
         return [len(self._exports), names]
-
-    def _send(self, data: bytes) -> None:
-        self._sock.sendall(data)
 
     # ------------------------------------------------------------------ the call
 
@@ -532,7 +524,7 @@ class FirstCalls:
                 pass
             else:
                 try:
-                    self._send(reply)
+                    self._sock.sendall(reply)
                 except OSError:
                     pass  # the endpoint built next sees the connection fail
                 self._serve_endpoint(self._hand_over())

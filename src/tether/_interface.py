@@ -460,7 +460,7 @@ def interface_of(obj: object) -> type[Interface]:
     """The interface an object passed by reference serves: its own class's spec."""
     cls = type(obj)
     if _is_interface(cls):
-        return typing.cast(type[Interface], cls)
+        return cls
     raise ArgumentError(
         f"objects of type {cls.__qualname__} cannot be sent: only plain data and objects "
         "implementing a tether.Interface (passed by reference) can cross the process boundary"

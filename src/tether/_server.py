@@ -11,7 +11,7 @@ import threading
 import time
 
 from . import _handshake as hs
-from ._declare import Interface, find_interface, is_interface
+from ._declare import Interface, find_interface, served_interfaces
 from ._env import ENV_LOG_LEVEL, ENV_TRANSPORT, ENV_WATCH_STDIN
 from ._errors import ConfigError, HandshakeError, TetherError
 from ._transport import (
@@ -320,9 +320,7 @@ class _PluginServer:
         from ._interface import spec_of
 
         for impl in self.plugins.values():
-            own = type(impl)
-            bases = [k for k in own.__mro__[1:] if is_interface(k)]
-            for cls in bases or [own]:
+            for cls in served_interfaces(impl):
                 try:
                     spec_of(cls)
                 except ConfigError:
