@@ -58,9 +58,10 @@ _SCALAR_PARAMS: Final = frozenset({float, int, str, bool})
 _SCALAR_RESULTS: Final = frozenset({float, int, str, bool, type(None)})
 _FUNCTION: Final = types.FunctionType
 _METHOD: Final = types.MethodType
-# Code flags that make a function a generator or coroutine (of any kind), or take *args,
-# **kwargs (keyword-only parameters show in co_kwonlyargcount).
-_NOT_PLAIN: Final = 0x04 | 0x08 | 0x20 | 0x80 | 0x100 | 0x200
+# Code flags of a function taking *args or **kwargs (keyword-only parameters show in
+# co_kwonlyargcount), and those plus the flags of generators and coroutines of any kind.
+_VARARGS: Final = 0x04 | 0x08
+_NOT_PLAIN: Final = _VARARGS | 0x20 | 0x80 | 0x100 | 0x200
 
 _HEADER: Final = struct.Struct(">I")
 _F64: Final = struct.Struct(">d")
@@ -287,7 +288,7 @@ def _read_names(cls: type[Interface]) -> list[str]:
         if type(func) is not _FUNCTION:
             raise NotLean("not a plain function")
         code = func.__code__
-        if code.co_flags & 0x0C or code.co_kwonlyargcount:
+        if code.co_flags & _VARARGS or code.co_kwonlyargcount:
             raise NotLean("*args, **kwargs or keyword-only parameters")
         for name in func.__annotations__:
             hint = func.__annotations__[name]
