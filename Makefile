@@ -15,7 +15,7 @@ $(PY):
 
 # Byte-compiling up front matters for plugins: each plugin start imports tether, and
 # with PYTHONDONTWRITEBYTECODE set nothing would ever be cached.
-$(STAMP): $(PY) pyproject.toml
+$(STAMP): $(PY) pyproject.toml setup.py src/tether/_speedups.c
 	$(PY) -m pip install -q -e .
 	@$(PY) -m compileall -q src >/dev/null
 	@touch $@

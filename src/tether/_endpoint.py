@@ -46,7 +46,7 @@ from ._dispatch import (
     exception_from,
     resolve,
 )
-from ._env import ENV_SPIN_US
+from ._env import ENV_SPEEDUPS, ENV_SPIN_US
 from ._errors import (
     ArgumentError,
     CallTimeoutError,
@@ -226,6 +226,7 @@ class SyncEndpoint:
         self._spin_misses = 0  # polls in a row that came to nothing
         # Only plain sockets: a TLS socket may hold decrypted bytes that poll() cannot see.
         self._spin_ns = spin_budget_ns() if type(sock) is socket.socket else 0
+        self._spin_recv = spin_recv() if self._spin_ns else None
         self._aio: _AsyncRunner | None = None
         self._local_close = False
 
@@ -649,7 +650,7 @@ class SyncEndpoint:
         # _recv_with_fds(), inlined below while `reads_fds`: a call costs ~0.4 µs here.
         reads_fds = self._reads_fds
         decode = codec._decoder.decode
-        spin_ns = self._spin_ns
+        spin_ns, spin_recv = self._spin_ns, self._spin_recv
         payloads = self._payloads
         payload: bytes | bytearray | memoryview | None
         while not (w.done or w.items):
@@ -666,13 +667,28 @@ class SyncEndpoint:
                     self._flush_corked()  # before this thread may sleep
                 if deadline is not None and not self._readable(deadline):
                     return None
+                size = -1
                 if spin_ns and deadline is None and len(pending) <= 1 and not self._executing:
                     if self._spin_skip:
                         self._spin_skip -= 1
+                    elif spin_recv is not None and not reads_fds:
+                        # The poll is the read (C): one system call sees the bytes and takes
+                        # them, where poll() and then recv_into() take two and more Python.
+                        try:
+                            size = spin_recv(sock, rbuf, spin_ns)
+                        except OSError as exc:
+                            self._fail(exc)
+                            return None
+                        if size < 0:
+                            self._spin_missed()
+                        else:
+                            self._spin_misses = 0
                     else:
                         self._spin(spin_ns)
                 try:
-                    if reads_fds:
+                    if size >= 0:
+                        pass  # read while polling
+                    elif reads_fds:
                         size, ancillary, flags, _ = sock.recvmsg_into(
                             rbufs, _shm.ANC_SIZE, _shm.RECV_FLAGS
                         )
@@ -827,11 +843,14 @@ class SyncEndpoint:
         end = monotonic_ns() + budget_ns
         while not ready(0):
             if monotonic_ns() >= end:
-                # Misses in a row back off further each time: 1, 3, 7 ... 31 waits.
-                misses = self._spin_misses = min(self._spin_misses + 1, _SPIN_BACKOFF_MAX)
-                self._spin_skip = (1 << misses) - 1
+                self._spin_missed()
                 return
         self._spin_misses = 0
+
+    def _spin_missed(self) -> None:
+        # Misses in a row back off further each time: 1, 3, 7 ... 31 waits.
+        misses = self._spin_misses = min(self._spin_misses + 1, _SPIN_BACKOFF_MAX)
+        self._spin_skip = (1 << misses) - 1
 
     def _recv_large(self, rest: memoryview, deadline: float | None) -> bytearray | None:
         """Read the rest of a large frame straight into its buffer (None: failed or late)."""
@@ -1316,6 +1335,18 @@ def spin_budget_ns() -> int:
     if micros and len(os.sched_getaffinity(0)) < 2:
         return 0
     return micros * 1000
+
+
+def spin_recv() -> Callable[[socket.socket, bytearray, int], int] | None:
+    """The C poll-and-read (tether._speedups), or None: TETHER_SPEEDUPS=0, or not built
+    (no C compiler or Python headers where tether was installed)."""
+    if os.environ.get(ENV_SPEEDUPS) == "0":
+        return None
+    try:
+        from ._speedups import spin_recv_into
+    except ImportError:
+        return None
+    return spin_recv_into
 
 
 def _default_lost_error(cause: BaseException | None) -> BaseException:

@@ -2,7 +2,14 @@
 
 from __future__ import annotations
 
-__all__ = ["ENV_LOG_LEVEL", "ENV_SPIN_US", "ENV_TRANSPORT", "ENV_WATCH_STDIN", "TRACE"]
+__all__ = [
+    "ENV_LOG_LEVEL",
+    "ENV_SPEEDUPS",
+    "ENV_SPIN_US",
+    "ENV_TRANSPORT",
+    "ENV_WATCH_STDIN",
+    "TRACE",
+]
 
 # "1": the host gave the plugin a pipe as stdin that it never writes; EOF means the host died.
 ENV_WATCH_STDIN = "TETHER_WATCH_STDIN"
@@ -15,3 +22,5 @@ ENV_LOG_LEVEL = "TETHER_LOG_LEVEL"
 TRACE = 5
 # Microseconds a reader polls its socket before sleeping (0: never); read by host and plugin.
 ENV_SPIN_US = "TETHER_SPIN_US"
+# "0": run without the optional C extension (tether._speedups); read by host and plugin.
+ENV_SPEEDUPS = "TETHER_SPEEDUPS"

@@ -29,7 +29,7 @@ __all__ = [
     "verify_checksum",
 ]
 
-from ._env import ENV_LOG_LEVEL, ENV_SPIN_US, ENV_TRANSPORT, ENV_WATCH_STDIN
+from ._env import ENV_LOG_LEVEL, ENV_SPEEDUPS, ENV_SPIN_US, ENV_TRANSPORT, ENV_WATCH_STDIN
 
 
 @dataclass(frozen=True, slots=True)
@@ -188,11 +188,12 @@ class Launch:
         )
         env[ENV_WATCH_STDIN] = "1"
         env[ENV_LOG_LEVEL] = logging.getLevelName(self.logger.getEffectiveLevel())
-        # The host's polling budget reaches the plugin even through an env allow-list;
-        # the plugin's own `env` wins.
-        spin = os.environ.get(ENV_SPIN_US)
-        if spin is not None and ENV_SPIN_US not in (self.env or {}):
-            env[ENV_SPIN_US] = spin
+        # The host's polling budget and speedups switch reach the plugin even through an
+        # env allow-list; the plugin's own `env` wins.
+        for name in (ENV_SPIN_US, ENV_SPEEDUPS):
+            value = os.environ.get(name)
+            if value is not None and name not in (self.env or {}):
+                env[name] = value
         if self.transport == "tcp":
             env[ENV_TRANSPORT] = "tcp"
         else:

@@ -1,0 +1,156 @@
+"""The optional C extension (tether._speedups) and the same protocol without it."""
+
+from __future__ import annotations
+
+import socket
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from conftest import MakeClient
+from plugins.helper import Echo
+from tether import _speedups
+from tether._endpoint import spin_recv
+from tether._env import ENV_SPEEDUPS, ENV_SPIN_US
+
+BUDGET = 200_000_000  # 0.2 s: long enough for a thread of this test to act during the poll
+
+
+@pytest.fixture
+def pair() -> Iterator[tuple[socket.socket, socket.socket]]:
+    a, b = socket.socketpair()
+    yield a, b
+    a.close()
+    b.close()
+
+
+def test_the_extension_is_built_and_used_by_default(monkeypatch: pytest.MonkeyPatch) -> None:
+    # `pip install -e .` builds it here (gcc and Python's headers are on the machine): the
+    # suite must not fall back to the pure-Python path without saying so.
+    monkeypatch.delenv(ENV_SPEEDUPS, raising=False)
+    assert spin_recv() is _speedups.spin_recv_into
+
+
+def test_speedups_off_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv(ENV_SPEEDUPS, "0")
+    assert spin_recv() is None
+
+
+def test_reads_what_is_waiting(pair: tuple[socket.socket, socket.socket]) -> None:
+    a, b = pair
+    b.sendall(b"hello")
+    buf = bytearray(16)
+    assert _speedups.spin_recv_into(a, buf, 0) == 5
+    assert bytes(buf[:5]) == b"hello"
+
+
+def test_reads_at_most_the_buffer(pair: tuple[socket.socket, socket.socket]) -> None:
+    a, b = pair
+    b.sendall(b"0123456789")
+    buf = bytearray(4)
+    assert _speedups.spin_recv_into(a.fileno(), buf, 0) == 4
+    assert buf == b"0123"
+    assert a.recv(16) == b"456789"
+
+
+def test_nothing_in_time_is_minus_one(pair: tuple[socket.socket, socket.socket]) -> None:
+    a, _ = pair
+    assert _speedups.spin_recv_into(a, bytearray(8), 1_000) == -1
+    a.setblocking(False)
+    with pytest.raises(BlockingIOError):
+        a.recv(1)  # nothing was taken
+
+
+def test_bytes_arriving_during_the_poll_are_read(
+    pair: tuple[socket.socket, socket.socket],
+) -> None:
+    a, b = pair
+    timer = threading.Timer(0.01, b.sendall, (b"late",))
+    timer.start()
+    try:
+        buf = bytearray(8)
+        # The GIL is released while polling, or the timer's thread could not send.
+        assert _speedups.spin_recv_into(a, buf, 5 * BUDGET) == 4
+        assert buf[:4] == b"late"
+    finally:
+        timer.join()
+
+
+def test_the_gil_is_released_while_polling(pair: tuple[socket.socket, socket.socket]) -> None:
+    a, _ = pair
+    counts = [0]
+    stop = threading.Event()
+
+    def count() -> None:
+        while not stop.is_set():
+            counts[0] += 1
+
+    thread = threading.Thread(target=count)
+    thread.start()
+    time.sleep(0.01)
+    before = counts[0]
+    try:
+        assert _speedups.spin_recv_into(a, bytearray(8), BUDGET) == -1
+        during = counts[0] - before
+    finally:
+        stop.set()
+        thread.join()
+    assert during > 1000
+
+
+def test_a_closed_peer_reads_zero(pair: tuple[socket.socket, socket.socket]) -> None:
+    a, b = pair
+    b.close()
+    assert _speedups.spin_recv_into(a, bytearray(8), BUDGET) == 0
+
+
+def test_a_closed_socket_fails_as_recv_into_would() -> None:
+    a, b = socket.socketpair()
+    a.close()
+    b.close()
+    with pytest.raises(OSError, match="Bad file descriptor"):
+        _speedups.spin_recv_into(a, bytearray(8), 0)
+
+
+def test_a_file_that_is_no_socket_fails(tmp_path: Path) -> None:
+    with (tmp_path / "f").open("wb") as f, pytest.raises(OSError, match="non-socket"):
+        _speedups.spin_recv_into(f, bytearray(8), 0)
+
+
+def test_bad_arguments_are_named(pair: tuple[socket.socket, socket.socket]) -> None:
+    a, _ = pair
+    with pytest.raises(TypeError, match="writable"):
+        _speedups.spin_recv_into(a, b"read-only", 0)
+    with pytest.raises(TypeError, match=r"takes 3 arguments \(sock, buffer, budget_ns\), 2"):
+        _speedups.spin_recv_into(a, bytearray(8))  # type: ignore[call-arg]
+    with pytest.raises(TypeError):
+        _speedups.spin_recv_into(a, bytearray(8), "soon")  # type: ignore[arg-type]
+
+
+def _maps_speedups(pid: int) -> bool:
+    with open(f"/proc/{pid}/maps") as f:
+        return "_speedups" in f.read()
+
+
+@pytest.mark.parametrize("speedups", ["1", "0"])
+def test_host_and_plugin_answer_alike_with_and_without(
+    make_client: MakeClient, monkeypatch: pytest.MonkeyPatch, speedups: str
+) -> None:
+    # A long budget keeps both readers polling between these quick calls: the path under test.
+    monkeypatch.setenv(ENV_SPIN_US, "2000")
+    if speedups == "0":
+        monkeypatch.setenv(ENV_SPEEDUPS, "0")  # read by both endpoints when they connect
+    else:
+        monkeypatch.delenv(ENV_SPEEDUPS, raising=False)
+    client = make_client()
+    client.start()
+    echo = client.dispense("echo", Echo)
+    assert [echo.add(i, 2) for i in range(500)] == [i + 2 for i in range(500)]
+    assert echo.echo("x" * 300_000) == "x" * 300_000  # larger than one read
+    assert client.pid is not None
+    # The plugin loaded the extension, or did not, as the host said.
+    assert _maps_speedups(client.pid) is (speedups == "1")
+    assert echo.getenv(ENV_SPEEDUPS) == ("" if speedups == "1" else "0")
