@@ -73,12 +73,13 @@ class Plan:
     blob_rounds: int
     spawn_rounds: int
     tp_window: float  # seconds a timed throughput round aims at
+    settle: float  # seconds of untimed calls before each timed sequential round
 
     @classmethod
     def make(cls, quick: bool) -> Plan:
         if quick:
-            return cls(True, 2, 200, 1, 20, 1, 1, 1, 0.0)
-        return cls(False, 5, 2000, 5, 150, 3, 3, 5, 0.25)
+            return cls(True, 2, 200, 1, 20, 1, 1, 1, 0.0, 0.0)
+        return cls(False, 5, 2000, 5, 150, 5, 5, 5, 0.25, 0.2)
 
 
 @dataclass
@@ -206,12 +207,34 @@ def rotate(subjects: list[Subject], r: int) -> list[Subject]:
     return subjects[k:] + subjects[:k]
 
 
+def settle(subject: Subject, seconds: float) -> None:
+    """Untimed sequential calls for about `seconds`, so the timed ones find the pair of
+    processes where the scheduler keeps them while they talk, not where the previous
+    subject left them.
+
+    Seen here: right after a subject that runs its own processes on both CPUs (the C floor,
+    the Go host) the next pair often starts on one CPU, and stays there for the first few
+    thousand calls (tens of ms). That halves a blocking ping-pong's latency (no cross-CPU
+    wake-up) and doubles a polling one's (it polls while its peer waits for the CPU), so
+    which subject followed which decided the sequential ratio.
+    """
+    end = time.perf_counter() + seconds
+    while time.perf_counter() < end:
+        untimed(subject.sequential, 100)
+
+
+def spawns_own_processes(subject: Subject) -> bool:
+    return subject.kind == "go" or subject.label == "C Unix-socket ping-pong (physical floor)"
+
+
 def sequential_rounds(results: Results, subjects: list[Subject], plan: Plan, fig: str) -> None:
     for s in subjects:  # warm-up
-        if s.kind not in ("go",) and s.label != "C Unix-socket ping-pong (physical floor)":
+        if not spawns_own_processes(s):
             measure(results, s, "warmup", lambda x: x.sequential(300))
     for r in range(plan.rounds):
         for s in rotate(subjects, r):
+            if not spawns_own_processes(s):
+                settle(s, plan.settle)
             measure(results, s, fig, lambda x: x.sequential(plan.n))
             last = getattr(s, "last", None)
             if fig == "seq" and s.kind == "go" and last:
@@ -242,7 +265,12 @@ def run(plan: Plan) -> Results:
         for r in range(plan.tp_rounds):
             for s in rotate(others, r):
                 n = counts.get(s.label, plan.per_caller)
+                # As for sequential rounds (see settle()): the first tens of ms after another
+                # subject are not this one's steady state.
+                end = time.perf_counter() + plan.settle
                 untimed(s.throughput, max(n // 10, 10))
+                while time.perf_counter() < end:
+                    untimed(s.throughput, max(n // 4, 10))
                 measure(results, s, "tp", timed_tp(n))
         print("throughput done", file=sys.stderr)
         values = [1.0] * BULK_N
@@ -569,7 +597,12 @@ Every figure below comes from this one run. The call is `add(a: float, b: float)
 protobuf `Add(AddRequest{{a, b}})` for the gRPC subjects), over a Unix socket, one server
 process per subject. Subjects are measured in interleaved rounds ({plan.rounds} rounds of
 {plan.n:,} sequential calls each, the order rotating every round), so machine drift hits all
-alike; throughput, bulk, bytes and spawn are interleaved the same way.
+alike; throughput, bulk, bytes and spawn are interleaved the same way. Before each timed
+sequential or throughput round a subject makes {plan.settle:g} s of untimed calls: right after
+a subject that runs its own processes on both CPUs (the C floor, the Go host), the scheduler
+often starts the next pair on one CPU for its first few thousand calls, which halves a
+blocking ping-pong's latency and doubles a polling one's; the timed calls see the pair
+where the scheduler keeps it (the *pinned* column is the one-CPU case, measured on purpose).
 
 ## Figures
 

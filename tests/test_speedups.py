@@ -2,18 +2,23 @@
 
 from __future__ import annotations
 
+import signal
 import socket
+import struct
 import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
 
+import msgspec
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from conftest import MakeClient
 from plugins.helper import Echo
 from tether import _speedups
-from tether._endpoint import spin_recv
+from tether._endpoint import load_speedups
 from tether._env import ENV_SPEEDUPS, ENV_SPIN_US
 
 BUDGET = 200_000_000  # 0.2 s: long enough for a thread of this test to act during the poll
@@ -31,12 +36,12 @@ def test_the_extension_is_built_and_used_by_default(monkeypatch: pytest.MonkeyPa
     # `pip install -e .` builds it here (gcc and Python's headers are on the machine): the
     # suite must not fall back to the pure-Python path without saying so.
     monkeypatch.delenv(ENV_SPEEDUPS, raising=False)
-    assert spin_recv() is _speedups.spin_recv_into
+    assert load_speedups() is _speedups
 
 
 def test_speedups_off_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv(ENV_SPEEDUPS, "0")
-    assert spin_recv() is None
+    assert load_speedups() is None
 
 
 def test_reads_what_is_waiting(pair: tuple[socket.socket, socket.socket]) -> None:
@@ -128,6 +133,139 @@ def test_bad_arguments_are_named(pair: tuple[socket.socket, socket.socket]) -> N
         _speedups.spin_recv_into(a, bytearray(8))  # type: ignore[call-arg]
     with pytest.raises(TypeError):
         _speedups.spin_recv_into(a, bytearray(8), "soon")  # type: ignore[arg-type]
+
+
+def test_sendall_sends_small_frames_and_large_ones(
+    pair: tuple[socket.socket, socket.socket],
+) -> None:
+    a, b = pair
+    _speedups.sendall(a, b"frame")
+    assert b.recv(16) == b"frame"
+    big = bytes(range(256)) * (8 << 12)  # 8 MiB: many times the socket's buffer
+    got = bytearray()
+
+    def drain() -> None:
+        while len(got) < len(big):
+            got.extend(b.recv(1 << 20))
+
+    # The reader is a Python thread: sendall() must give the GIL up while the buffer is full.
+    reader = threading.Thread(target=drain)
+    reader.start()
+    _speedups.sendall(a, memoryview(big))
+    reader.join(10)
+    assert got == big
+
+
+def test_sendall_to_a_closed_peer_raises(pair: tuple[socket.socket, socket.socket]) -> None:
+    a, b = pair
+    b.close()
+    with pytest.raises(BrokenPipeError):
+        _speedups.sendall(a, b"x" * 10)
+
+
+def test_recv_into_takes_waiting_bytes_and_waits_for_more(
+    pair: tuple[socket.socket, socket.socket],
+) -> None:
+    a, b = pair
+    b.sendall(b"ready")
+    buf = bytearray(16)
+    assert _speedups.recv_into(a, buf) == 5
+    assert buf[:5] == b"ready"
+    timer = threading.Timer(0.02, b.sendall, (b"later",))
+    timer.start()  # sends only if the waiting read below gave the GIL up
+    try:
+        assert _speedups.recv_into(a, buf) == 5
+        assert buf[:5] == b"later"
+    finally:
+        timer.join()
+    b.close()
+    assert _speedups.recv_into(a, buf) == 0
+
+
+class _Interrupted(Exception):
+    pass
+
+
+def test_a_signal_reaches_its_handler_while_recv_into_waits(
+    pair: tuple[socket.socket, socket.socket],
+) -> None:
+    a, _ = pair
+
+    def interrupt(signum: int, frame: object) -> None:
+        raise _Interrupted
+
+    previous = signal.signal(signal.SIGALRM, interrupt)
+    try:
+        signal.setitimer(signal.ITIMER_REAL, 0.05)
+        with pytest.raises(_Interrupted):
+            _speedups.recv_into(a, bytearray(8))
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)
+
+
+def test_send_and_recv_on_a_closed_socket_fail_as_the_socket_would() -> None:
+    a, b = socket.socketpair()
+    a.close()
+    b.close()
+    with pytest.raises(OSError, match="Bad file descriptor"):
+        _speedups.sendall(a, b"x")
+    with pytest.raises(OSError, match="Bad file descriptor"):
+        _speedups.recv_into(a, bytearray(8))
+
+
+def test_send_and_recv_name_bad_arguments(pair: tuple[socket.socket, socket.socket]) -> None:
+    a, _ = pair
+    with pytest.raises(TypeError, match="writable"):
+        _speedups.recv_into(a, b"read-only")
+    with pytest.raises(TypeError, match=r"takes 2 arguments \(sock, buffer\), 1"):
+        _speedups.recv_into(a)  # type: ignore[call-arg]
+    with pytest.raises(TypeError, match=r"takes 2 arguments \(sock, data\), 3"):
+        _speedups.sendall(a, b"x", 0)  # type: ignore[call-arg]
+    with pytest.raises(TypeError):
+        _speedups.sendall(a, "text")  # type: ignore[arg-type]
+
+
+_FLOAT_ARGS = msgspec.msgpack.Decoder(tuple[list[float], float])
+_numbers = st.one_of(
+    st.floats(allow_nan=False),
+    st.floats(width=32, allow_nan=False),
+    st.integers(min_value=-(2**63), max_value=2**64 - 1),
+)
+
+
+@given(values=st.lists(_numbers, max_size=70), scale=_numbers)
+def test_float_args_decode_as_msgspec_does(values: list[float], scale: float) -> None:
+    raw = msgspec.msgpack.encode((values, scale))
+    assert _speedups.decode_float_args(raw, (True, False)) == _FLOAT_ARGS.decode(raw)
+
+
+def test_float32_and_long_arrays_decode_as_msgspec_does() -> None:
+    raw = b"\x92\x91\xca" + struct.pack(">f", 1.5) + b"\xca" + struct.pack(">f", 0.1)
+    assert _speedups.decode_float_args(raw, (True, False)) == _FLOAT_ARGS.decode(raw)
+    for count in (15, 16, 65_535, 65_536):  # fixarray, array16 and array32 headers
+        raw = msgspec.msgpack.encode((list(range(count)), 0))
+        assert _speedups.decode_float_args(raw, (True, False)) == _FLOAT_ARGS.decode(raw)
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [
+        msgspec.msgpack.encode(([True], 1.0)),  # bool is no float to msgspec either
+        msgspec.msgpack.encode((["1.0"], 1.0)),
+        msgspec.msgpack.encode(([1.0], None)),
+        msgspec.msgpack.encode(([[1.0]], 1.0)),
+        msgspec.msgpack.encode(([1.0],)),  # a parameter left to its default
+        msgspec.msgpack.encode(([1.0], 1.0, 2.0)),
+        msgspec.msgpack.encode(({"a": 1.0}, 1.0)),
+        msgspec.msgpack.encode(([1.0], 1.0)) + b"\x00",
+        msgspec.msgpack.encode(([1.0, 2.0], 1.0))[:-3],
+        b"\x92\xdd\xff\xff\xff\xff\x00",  # a count longer than the frame
+        b"",
+    ],
+)
+def test_float_args_leave_anything_else_to_msgspec(raw: bytes) -> None:
+    assert _speedups.decode_float_args(raw, (True, False)) is None
 
 
 def _maps_speedups(pid: int) -> bool:

@@ -19,6 +19,7 @@ from conftest import PLUGINS_DIR
 from plugins.firstcall_plugin import HANDSHAKE, First
 from tether import Interface
 from tether._endpoint import SyncEndpoint
+from tether._env import ENV_SPEEDUPS
 from tether._interface import _is_plain, spec_of
 from tether._wire import ERROR, LARGE_FRAME, REQUEST, RESPONSE
 
@@ -162,6 +163,10 @@ def test_specs_say_which_methods_decode_typed() -> None:
     assert methods["table"].args_decoder() is not None
     assert methods["raw"].args_decoder() is None
     assert methods["anything"].args_decoder() is None
+    # Every parameter float or list[float]: the C decoder's shape (tether._speedups).
+    assert methods["total"].float_kinds == (True,)
+    assert methods["scaled"].float_kinds == (True, False)
+    assert methods["table"].float_kinds is None
 
 
 # --- the sending side -------------------------------------------------------------------------
@@ -176,8 +181,12 @@ def test_the_host_leaves_bulk_plain_data_to_the_plugin_to_check() -> None:
         spec.check_call((values[:10],), {})  # small: checked before sending
 
 
+@pytest.mark.parametrize("speedups", ["1", "0"], ids=["C decoder", "msgspec only"])
 @pytest.mark.parametrize("size", [10, N], ids=["checked by the host", "checked by the plugin"])
-def test_bad_bulk_data_fails_with_the_same_words_either_way(size: int) -> None:
+def test_bad_bulk_data_fails_with_the_same_words_either_way(
+    size: int, speedups: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv(ENV_SPEEDUPS, speedups)  # the plugin inherits it
     cmd = [sys.executable, str(PLUGINS_DIR / "firstcall_plugin.py")]
     values: list[Any] = [1.0] * size
     values[5] = "five"

@@ -13,6 +13,7 @@ slow one and cancellations keep arriving while an implementation runs.
 from __future__ import annotations
 
 import array
+import functools
 import inspect
 import itertools
 import logging
@@ -24,6 +25,7 @@ import time
 import weakref
 from collections import deque
 from collections.abc import Callable, Iterator
+from types import ModuleType
 from typing import TYPE_CHECKING, Any, Final, NoReturn
 
 import msgspec
@@ -226,7 +228,20 @@ class SyncEndpoint:
         self._spin_misses = 0  # polls in a row that came to nothing
         # Only plain sockets: a TLS socket may hold decrypted bytes that poll() cannot see.
         self._spin_ns = spin_budget_ns() if type(sock) is socket.socket else 0
-        self._spin_recv = spin_recv() if self._spin_ns else None
+        # The C versions (tether._speedups) only for plain sockets: a TLS socket's own
+        # methods encrypt and decrypt.
+        speedups = load_speedups() if type(sock) is socket.socket else None
+        self._sendall: Callable[[bytes | memoryview], None]
+        self._recv_into: Callable[[bytearray], int]
+        # Any socket: it decodes what was read.
+        self._float_args = None if (c := load_speedups()) is None else c.decode_float_args
+        if speedups is None:
+            self._sendall, self._recv_into = sock.sendall, sock.recv_into
+            self._spin_recv = None
+        else:
+            self._sendall = functools.partial(speedups.sendall, sock)
+            self._recv_into = functools.partial(speedups.recv_into, sock)
+            self._spin_recv = speedups.spin_recv_into if self._spin_ns else None
         self._aio: _AsyncRunner | None = None
         self._local_close = False
 
@@ -360,7 +375,7 @@ class SyncEndpoint:
                     self._drain_outbox()
                     return cid, lead
                 try:
-                    self._sock.sendall(frame)
+                    self._sendall(frame)
                 finally:
                     lock.release()
             else:
@@ -410,7 +425,7 @@ class SyncEndpoint:
                     count = len(outbox)
                     data = outbox[0] if count == 1 else b"".join(outbox[:count])
                     del outbox[:count]
-                    self._sock.sendall(data)
+                    self._sendall(data)
             except OSError as exc:
                 del outbox[:]  # their callers learn of the failure as they wait
                 lock.release()
@@ -427,10 +442,10 @@ class SyncEndpoint:
                 if self._corked:
                     self._flush_corked_locked()
                 if isinstance(frame, bytes):
-                    self._sock.sendall(frame)
+                    self._sendall(frame)
                 elif isinstance(frame, tuple):
                     for part in frame:
-                        self._sock.sendall(part)
+                        self._sendall(part)
                 else:
                     self._send_fd_frame(frame)
             if self._outbox:
@@ -465,7 +480,7 @@ class SyncEndpoint:
                 [data], [(socket.SOL_SOCKET, socket.SCM_RIGHTS, array.array("i", frame.fds))]
             )
             if sent < len(data):
-                self._sock.sendall(memoryview(data)[sent:])
+                self._sendall(memoryview(data)[sent:])
         finally:
             _shm.close_fds(frame.fds)
 
@@ -487,7 +502,7 @@ class SyncEndpoint:
         corked = self._corked
         data = corked[0] if len(corked) == 1 else b"".join(corked)
         corked.clear()
-        self._sock.sendall(data)
+        self._sendall(data)
 
     def _flush_corked(self) -> None:
         """Send the replies held back, if any: before this thread sleeps or hands on."""
@@ -505,7 +520,7 @@ class SyncEndpoint:
         # may run in any thread at any time, so they are queued instead of sent there.
         pending, self._releases[:] = list(self._releases), []
         for oid in pending:
-            self._sock.sendall(self._codec.encode([RELEASE, oid]))
+            self._sendall(self._codec.encode([RELEASE, oid]))
 
     # ----------------------------------------------------------------- waiting and reading
 
@@ -646,7 +661,7 @@ class SyncEndpoint:
         decoder, codec, pending = self._decoder, self._codec, self._pending
         rbuf, rview = self._rbuf, self._rview
         sock, rbufs = self._sock, [rbuf]
-        recv_into = sock.recv_into
+        recv_into = self._recv_into
         # _recv_with_fds(), inlined below while `reads_fds`: a call costs ~0.4 µs here.
         reads_fds = self._reads_fds
         decode = codec._decoder.decode
@@ -817,7 +832,14 @@ class SyncEndpoint:
         except (msgspec.DecodeError, ValueError, TypeError, RecursionError):
             return None
         found = resolve(self.exports, oid, method)
-        decoder = found[1].args_decoder() if type(found) is tuple else None
+        if type(found) is not tuple:
+            return None
+        spec = found[1]
+        if spec.float_kinds is not None and self._float_args is not None:
+            fast = self._float_args(raw, spec.float_kinds)
+            if fast is not None:
+                return [REQUEST, cid, oid, method, fast]
+        decoder = spec.args_decoder()
         if decoder is None:
             return None
         try:
@@ -1141,7 +1163,7 @@ class SyncEndpoint:
                     corked.append(frame)
                     self._flush_corked_locked()
                 else:
-                    self._sock.sendall(frame)
+                    self._sendall(frame)
             if self._outbox:
                 self._drain_outbox()
         except OSError as exc:
@@ -1337,16 +1359,16 @@ def spin_budget_ns() -> int:
     return micros * 1000
 
 
-def spin_recv() -> Callable[[socket.socket, bytearray, int], int] | None:
-    """The C poll-and-read (tether._speedups), or None: TETHER_SPEEDUPS=0, or not built
-    (no C compiler or Python headers where tether was installed)."""
+def load_speedups() -> ModuleType | None:
+    """The C extension (tether._speedups), or None: TETHER_SPEEDUPS=0, or not built (no C
+    compiler or Python headers where tether was installed)."""
     if os.environ.get(ENV_SPEEDUPS) == "0":
         return None
     try:
-        from ._speedups import spin_recv_into
+        from . import _speedups
     except ImportError:
         return None
-    return spin_recv_into
+    return _speedups
 
 
 def _default_lost_error(cause: BaseException | None) -> BaseException:

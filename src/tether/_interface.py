@@ -103,6 +103,7 @@ class MethodSpec:
         "buffer_args",
         "buffer_result",
         "defaults",
+        "float_kinds",
         "interface",
         "name",
         "param_types",
@@ -142,6 +143,9 @@ class MethodSpec:
         # arguments may be decoded straight into their types, checked in the same pass.
         self._plain_args = False
         self._args_decoder: msgspec.msgpack.Decoder[Any] | None = None
+        # Every parameter `float` (False) or `list[float]` (True), one of them a list: the C
+        # decoder (_speedups.decode_float_args) may take a large request's arguments.
+        self.float_kinds: tuple[bool, ...] | None = None
         self._scalar_types: tuple[type, ...] | None = None
         self._result_scalar: type | None = None
         self._needs_result_convert = True
@@ -414,6 +418,9 @@ def _method_spec(cls: type[Interface], name: str, func: Callable[..., Any]) -> M
     spec._needs_result_convert = result is not Any
     spec.buffer_args = not all(t in _NO_BUFFER for t in types) or bool(refs)
     spec._plain_args = not refs and all(_is_plain(t) for t in types)
+    kinds = tuple(t == list[float] for t in types)
+    if any(kinds) and all(k or t is float for k, t in zip(kinds, types, strict=True)):
+        spec.float_kinds = kinds
     spec.buffer_result = result not in _NO_BUFFER
     return spec
 

@@ -1,7 +1,12 @@
-from typing import SupportsIndex
+from typing import Any, SupportsIndex
 
-from _typeshed import FileDescriptorLike, WriteableBuffer
+from _typeshed import FileDescriptorLike, ReadableBuffer, WriteableBuffer
 
 def spin_recv_into(
     sock: FileDescriptorLike, buffer: WriteableBuffer, budget_ns: SupportsIndex, /
 ) -> int: ...
+def sendall(sock: FileDescriptorLike, data: ReadableBuffer, /) -> None: ...
+def recv_into(sock: FileDescriptorLike, buffer: WriteableBuffer, /) -> int: ...
+def decode_float_args(
+    data: ReadableBuffer, kinds: tuple[bool, ...], /
+) -> tuple[Any, ...] | None: ...
