@@ -421,9 +421,17 @@ def machine() -> str:
     goplugin = _cmd_output(
         ["dpkg-query", "-W", "-f=${Version}", "golang-github-hashicorp-go-plugin-dev"]
     )
+    from tether._endpoint import load_speedups
+
+    speedups = (
+        "built and used"
+        if load_speedups() is not None
+        else "not in use (not built, or TETHER_SPEEDUPS=0): the pure-Python paths"
+    )
     return (
         f"- Machine: {os.cpu_count()} vCPUs ({cpu}){mem}, Linux {platform.release()}\n"
         f"- Python {platform.python_version()}; {versions}\n"
+        f"- tether's C extension (tether._speedups, see ARCHITECTURE.md): {speedups}\n"
         f"- {_cmd_output(['go', 'version'])}; go-plugin (Debian) {goplugin}; "
         f"{_cmd_output(['gcc', '--version'])}"
     )

@@ -156,6 +156,34 @@ def test_sendall_sends_small_frames_and_large_ones(
     assert got == big
 
 
+def test_a_non_blocking_socket_waits_as_a_blocking_one(
+    pair: tuple[socket.socket, socket.socket],
+) -> None:
+    a, b = pair
+    a.setblocking(False)
+    big = bytes(4 << 20)
+    got = bytearray()
+
+    def drain() -> None:
+        time.sleep(0.02)  # the sender finds the buffer full first
+        while len(got) < len(big):
+            got.extend(b.recv(1 << 20))
+
+    reader = threading.Thread(target=drain)
+    reader.start()
+    _speedups.sendall(a, big)
+    reader.join(10)
+    assert len(got) == len(big)
+    timer = threading.Timer(0.02, b.sendall, (b"late",))
+    timer.start()
+    try:
+        buf = bytearray(8)
+        assert _speedups.recv_into(a, buf) == 4
+        assert buf[:4] == b"late"
+    finally:
+        timer.join()
+
+
 def test_sendall_to_a_closed_peer_raises(pair: tuple[socket.socket, socket.socket]) -> None:
     a, b = pair
     b.close()
@@ -266,6 +294,43 @@ def test_float32_and_long_arrays_decode_as_msgspec_does() -> None:
 )
 def test_float_args_leave_anything_else_to_msgspec(raw: bytes) -> None:
     assert _speedups.decode_float_args(raw, (True, False)) is None
+
+
+_ENVELOPE = msgspec.msgpack.Decoder(tuple[int, int, int, str, msgspec.Raw])
+
+
+@given(
+    cid=st.integers(min_value=0, max_value=2**64 - 1),
+    oid=st.integers(min_value=0, max_value=2**64 - 1),
+    method=st.text(max_size=300),
+    args=st.lists(st.one_of(st.floats(allow_nan=False), st.text(), st.none()), max_size=5),
+)
+def test_a_request_head_reads_as_msgspec_reads_it(
+    cid: int, oid: int, method: str, args: list[object]
+) -> None:
+    payload = msgspec.msgpack.encode([0, cid, oid, method, args])
+    head = _speedups.request_head(payload)
+    assert head is not None
+    _, *expected, raw = _ENVELOPE.decode(payload)
+    assert list(head[:3]) == expected
+    assert payload[head[3] :] == bytes(raw)
+
+
+@pytest.mark.parametrize(
+    "payload",
+    [
+        msgspec.msgpack.encode([1, 5, 3, "x", []]),  # a RESPONSE, not a request
+        msgspec.msgpack.encode([0, -1, 3, "x", []]),
+        msgspec.msgpack.encode([0, 5, 3.0, "x", []]),
+        msgspec.msgpack.encode([0, 5, 3, b"x", []]),
+        msgspec.msgpack.encode([0, 5, 3, "x"]),
+        b"\x95\x00\x01\x02\xa2\xff\xfe\x90",  # a method name that is not UTF-8
+        b"\x95\x00\x01\x02\xa5ab",  # cut short
+        b"",
+    ],
+)
+def test_a_request_head_leaves_anything_else_to_msgspec(payload: bytes) -> None:
+    assert _speedups.request_head(payload) is None
 
 
 def _maps_speedups(pid: int) -> bool:

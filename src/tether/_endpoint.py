@@ -233,8 +233,8 @@ class SyncEndpoint:
         speedups = load_speedups() if type(sock) is socket.socket else None
         self._sendall: Callable[[bytes | memoryview], None]
         self._recv_into: Callable[[bytearray], int]
-        # Any socket: it decodes what was read.
-        self._float_args = None if (c := load_speedups()) is None else c.decode_float_args
+        # For any socket: its decoders work on what was read.
+        self._speedups = load_speedups()
         if speedups is None:
             self._sendall, self._recv_into = sock.sendall, sock.recv_into
             self._spin_recv = None
@@ -827,16 +827,25 @@ class SyncEndpoint:
         """
         if payload[0] != 0x95 or payload[1] != REQUEST:  # an array of 5 starting with kind 0
             return None
-        try:
-            _, cid, oid, method, raw = _request_envelope().decode(payload)
-        except (msgspec.DecodeError, ValueError, TypeError, RecursionError):
-            return None
+        speedups = self._speedups
+        raw: msgspec.Raw | memoryview
+        head = None if speedups is None else speedups.request_head(payload)
+        if head is not None:
+            # The ids and name read in C, the arguments not at all (msgspec would walk them
+            # all to find their end); the decode below checks that they end the payload.
+            cid, oid, method, start = head
+            raw = memoryview(payload)[start:]
+        else:
+            try:
+                _, cid, oid, method, raw = _request_envelope().decode(payload)
+            except (msgspec.DecodeError, ValueError, TypeError, RecursionError):
+                return None
         found = resolve(self.exports, oid, method)
         if type(found) is not tuple:
             return None
         spec = found[1]
-        if spec.float_kinds is not None and self._float_args is not None:
-            fast = self._float_args(raw, spec.float_kinds)
+        if spec.float_kinds is not None and speedups is not None:
+            fast = speedups.decode_float_args(raw, spec.float_kinds)
             if fast is not None:
                 return [REQUEST, cid, oid, method, fast]
         decoder = spec.args_decoder()
