@@ -20,8 +20,15 @@ $(STAMP): $(PY) pyproject.toml setup.py src/tether/_speedups.c
 	@$(PY) -m compileall -q src >/dev/null
 	@touch $@
 
+# The tests check the C extension (tether._speedups) is built: where it did not (no C
+# compiler or Python headers), install them and build it again.
 $(DEV_STAMP): $(STAMP)
 	$(PY) -m pip install -q -e '.[dev]'
+	@$(PY) -c 'import tether._speedups' 2>/dev/null || { \
+		echo "tether's C extension did not build; installing gcc and python3-dev with apt-get"; \
+		apt-get update -q && apt-get install -y -q gcc python3-dev && \
+		$(PY) -m pip install -q --no-deps --force-reinstall -e . && \
+		$(PY) -c 'import tether._speedups'; }
 	@touch $@
 
 venv: $(STAMP)

@@ -391,6 +391,26 @@ def test_calculator_status_and_metadata(calc: Any) -> None:
     }
 
 
+def test_a_grpc_client_makes_no_call_while_it_closes() -> None:
+    # grpcio's C core crashed (SIGSEGV) when a relay thread made its stdio stub on the
+    # channel while a quick host closed it: the stream is opened before start() returns,
+    # and nothing makes a stub on a closed connection.
+    shared = calc_shared()
+    client = tether.Client(CALCULATOR_PLUGIN, handshake=shared.HANDSHAKE, name="calculator")
+    client.start()
+    connection = client._grpc
+    assert connection is not None
+    assert connection._stdio_call is not None
+    client.ping()
+    client.kill()
+    assert connection.closed
+    with pytest.raises(tether.ConnectionClosedError, match="is closed"):
+        connection.ping(1.0)
+    with pytest.raises(tether.ConnectionClosedError, match="is closed"):
+        connection.dispense(shared.CalculatorPlugin)
+    connection.shutdown(1.0)  # nothing to shut down: no error, no call
+
+
 def test_calculator_lifecycle_errors_are_failed_precondition() -> None:
     shared, pb2 = calc_shared(), calc_pb2()
     client = tether.Client(CALCULATOR_PLUGIN, handshake=shared.HANDSHAKE, name="calculator")

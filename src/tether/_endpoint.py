@@ -228,13 +228,12 @@ class SyncEndpoint:
         self._spin_misses = 0  # polls in a row that came to nothing
         # Only plain sockets: a TLS socket may hold decrypted bytes that poll() cannot see.
         self._spin_ns = spin_budget_ns() if type(sock) is socket.socket else 0
-        # The C versions (tether._speedups) only for plain sockets: a TLS socket's own
-        # methods encrypt and decrypt.
-        speedups = load_speedups() if type(sock) is socket.socket else None
+        # The C extension's decoders work on what was read, from any socket; its socket
+        # calls only on plain sockets (a TLS socket's own methods encrypt and decrypt).
+        self._speedups = load_speedups()
+        speedups = self._speedups if type(sock) is socket.socket else None
         self._sendall: Callable[[bytes | memoryview], None]
         self._recv_into: Callable[[bytearray], int]
-        # For any socket: its decoders work on what was read.
-        self._speedups = load_speedups()
         if speedups is None:
             self._sendall, self._recv_into = sock.sendall, sock.recv_into
             self._spin_recv = None

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import logging
 import threading
-from typing import IO, TYPE_CHECKING, Any
+from collections.abc import Callable
+from typing import IO, TYPE_CHECKING, Any, TypeVar
 
 from . import _handshake as hs
 from ._errors import ConnectionClosedError, HandshakeError, TetherError
@@ -19,6 +20,7 @@ if TYPE_CHECKING:
 __all__ = ["GRPCConnection"]
 
 log = logging.getLogger("tether.client")
+_Stub = TypeVar("_Stub")
 
 
 class GRPCConnection:
@@ -43,6 +45,11 @@ class GRPCConnection:
         self._stderr = stderr
         self._partial: dict[int, bytes] = {}
         self._closed = False
+        # Held while a stub is made on the channel and while it is closed: grpcio's C core
+        # crashes (SIGSEGV) when one thread registers a method on a channel that another is
+        # closing, and a quick host closes its client while a health check or a relay
+        # thread may be starting a call.
+        self._lock = threading.Lock()
         self.broker = GRPCBroker(tls=tls)
         self._broker_call: Any = None
         self._stdio_call: Any = None
@@ -59,26 +66,43 @@ class GRPCConnection:
                 f"{connect_timeout:g} s"
             ) from None
         self._start_broker()
-        threading.Thread(target=self._stdio, name=f"tether-{name}-stdio", daemon=True).start()
+        self._start_stdio()
+
+    def _stub(self, make: Callable[[grpc.Channel], _Stub]) -> _Stub:
+        """A stub on the channel, made under the lock that close() takes."""
+        with self._lock:
+            if self._closed:
+                raise ConnectionClosedError(f"the connection to plugin {self.name!r} is closed")
+            return make(self.channel)
 
     def _start_broker(self) -> None:
         from ._gen import grpc_broker_pb2_grpc
 
         # A Go plugin's Accept blocks until this stream exists, so it is opened at once.
-        stub = grpc_broker_pb2_grpc.GRPCBrokerStub(self.channel)  # type: ignore[no-untyped-call]
+        stub = self._stub(grpc_broker_pb2_grpc.GRPCBrokerStub)
         self._broker_call = stub.StartStream(self.broker.outgoing())
         self.broker.start_consuming(self._broker_call)
 
-    def _stdio(self) -> None:
-        import grpc
+    def _start_stdio(self) -> None:
         from google.protobuf import empty_pb2
 
         from ._gen import grpc_stdio_pb2_grpc
 
-        stub = grpc_stdio_pb2_grpc.GRPCStdioStub(self.channel)  # type: ignore[no-untyped-call]
+        # Opened here, the relay thread only reads it: see _lock.
+        stub = self._stub(grpc_stdio_pb2_grpc.GRPCStdioStub)
+        self._stdio_call = stub.StreamStdio(empty_pb2.Empty())
+        threading.Thread(
+            target=self._stdio,
+            args=(self._stdio_call,),
+            name=f"tether-{self.name}-stdio",
+            daemon=True,
+        ).start()
+
+    def _stdio(self, call: Any) -> None:
+        import grpc
+
         try:
-            self._stdio_call = stub.StreamStdio(empty_pb2.Empty())
-            for data in self._stdio_call:
+            for data in call:
                 self._relay_stdio(data.channel, data.data)
             self._flush_stdio()
         except grpc.RpcError as exc:
@@ -119,13 +143,16 @@ class GRPCConnection:
                 f"plugin {self.name!r} speaks gRPC: dispense a tether.GRPCPlugin, "
                 f"not {type(instance).__qualname__}"
             )
+        if self._closed:
+            raise ConnectionClosedError(f"the connection to plugin {self.name!r} is closed")
+        # Not under _lock: client() is the plugin author's code and may make calls.
         return instance.client(self.broker, self.channel)
 
     def ping(self, timeout: float | None) -> None:
         import grpc
         from grpc_health.v1 import health_pb2, health_pb2_grpc
 
-        stub = health_pb2_grpc.HealthStub(self.channel)
+        stub = self._stub(health_pb2_grpc.HealthStub)
         try:
             reply = stub.Check(  # type: ignore[attr-defined]
                 health_pb2.HealthCheckRequest(service="plugin"), timeout=timeout
@@ -143,9 +170,10 @@ class GRPCConnection:
 
         from ._gen import grpc_controller_pb2, grpc_controller_pb2_grpc
 
-        stub = grpc_controller_pb2_grpc.GRPCControllerStub(  # type: ignore[no-untyped-call]
-            self.channel
-        )
+        try:
+            stub = self._stub(grpc_controller_pb2_grpc.GRPCControllerStub)
+        except ConnectionClosedError:
+            return  # nothing left to shut down over
         try:
             stub.Shutdown(grpc_controller_pb2.Empty(), timeout=timeout)
         except grpc.RpcError as exc:
@@ -157,13 +185,15 @@ class GRPCConnection:
         return self._closed
 
     def close(self) -> None:
-        if self._closed:
-            return
-        self._closed = True
+        with self._lock:
+            if self._closed:
+                return
+            self._closed = True
         self.broker.close()
         for call in (self._broker_call, self._stdio_call):
             if call is not None:
                 call.cancel()
-        self.channel.close()
+        with self._lock:  # no stub is being made now, and none will be (_closed)
+            self.channel.close()
         if self.dialed.relay is not None:
             self.dialed.relay.close()

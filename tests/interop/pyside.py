@@ -145,7 +145,9 @@ def run_py_host(peers: Peers, script: Path, *args: str, **env: str) -> Run:
     """Run a Python example host the way `Peers.run` runs a Go one: the test's cwd and
     TMPDIR, no stdin, captured output, no leaked KV_/COUNTER_/PLUGIN_ variables."""
     full_env = {k: v for k, v in os.environ.items() if not k.startswith(_ENV_PREFIXES)}
-    full_env.update(TMPDIR=str(peers.tmpdir), **env)
+    # A crash of the host (grpcio's C core has segfaulted here, rarely) prints where each
+    # thread was, so the failure says more than a bare -11.
+    full_env.update(TMPDIR=str(peers.tmpdir), PYTHONFAULTHANDLER="1", **env)
     start = time.perf_counter()
     proc = subprocess.run(
         [sys.executable, str(script), *args],
