@@ -41,6 +41,7 @@ from common import (  # noqa: E402
 from profiles import Profiles, Verdict, collect_live, collect_spawn, render  # noqa: E402
 
 X = "\u00d7"  # the multiplication sign
+
 BLOB_WARMUP = 3
 HEADER = " | ".join(
     [
@@ -223,6 +224,17 @@ def settle(subject: Subject, seconds: float) -> None:
         untimed(subject.sequential, 100)
 
 
+def once_more(fn: Callable[..., object], *args: Any) -> None:
+    """An untimed 64 MiB call or spawn right before the timed one of the same subject.
+
+    This VM hands memory freed for about 2 s back to its host, and touching it again costs
+    far more (measured: a 64 MiB call 35-40 ms after 0.5 s idle, 130-240 ms after 2-5 s).
+    Between two rounds of one subject the others run for seconds: without this, the figure
+    said how long ago the subject last ran, not what the call costs.
+    """
+    untimed(fn, *args)
+
+
 def spawns_own_processes(subject: Subject) -> bool:
     return subject.kind == "go" or subject.label == "C Unix-socket ping-pong (physical floor)"
 
@@ -293,6 +305,8 @@ def run(plan: Plan) -> Results:
                     )
         for r in range(plan.blob_rounds):
             for s in rotate(others, r):
+                if plan.settle:
+                    once_more(s.blob, data)
                 measure(
                     results,
                     s,
@@ -316,6 +330,8 @@ def run(plan: Plan) -> Results:
                 results.add(x.label, "rss", [rss])
                 return [ms]
 
+            if plan.settle:
+                once_more(s.spawn)
             measure(results, s, "spawn", spawn)
     collect_spawn(plan.quick, results.profiles)
     print("spawn done", file=sys.stderr)
@@ -487,6 +503,14 @@ def report(r: Results, plan: Plan) -> str:
             f"{fmt(value(r, label, 'spawn'))} | {fmt(None if rss is None else rss / 1024)} |"
         )
     table = "\n".join(rows)
+    once_more = (
+        " Each timed 64 MiB call and spawn also comes right after an untimed one of the same "
+        "subject: this VM hands memory freed for about 2 s back to its host and touching it "
+        "again costs several times more, so without it the figure would say how long ago "
+        "the subject last ran."
+        if plan.settle
+        else ""
+    )
 
     def ratio_row(label: str) -> str:
         tp_mine = TETHER_ASYNC if r.callers.get(label) == "tasks" else TETHER
@@ -626,7 +650,7 @@ burst), each round after a short untimed burst.
 the same 800,000 packed bytes (`array('d')`) and sums them from a memoryview.
 *64 MiB*: one call carrying `bytes` of 64 MiB, answered with its length. Both after untimed
 calls per subject (one; {BLOB_WARMUP} for 64 MiB): first-use costs (allocating and first touching
-buffers) are not the steady state.
+buffers) are not the steady state.{once_more}
 *Spawn*: from starting the server process to the first answered call (the handshake included
 where there is one); *idle RSS*: the server process, 0.2 s after that call.
 
