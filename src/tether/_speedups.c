@@ -2,7 +2,9 @@
  *
  * Optional: setup.py builds it where a C compiler and Python's headers are present, and
  * tether runs the same protocol without it (TETHER_SPEEDUPS=0 turns it off). Written by
- * hand because no library offers a socket read that polls before it sleeps.
+ * hand because no library offers these: a socket read that polls before it sleeps, socket
+ * calls that keep the GIL when they need not wait, and a msgpack decoder for one shape of
+ * request (numbers and lists of numbers) twice as fast as msgspec's general one.
  */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
@@ -61,6 +63,9 @@ spin_recv_into(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
     long long budget = PyLong_AsLongLong(args[2]);
     if (budget == -1 && PyErr_Occurred()) {
         return NULL;
+    }
+    if (budget > 3600LL * 1000000000LL) {
+        budget = 3600LL * 1000000000LL; /* an hour: the sum below cannot overflow */
     }
     Py_buffer view;
     if (PyObject_GetBuffer(args[1], &view, PyBUF_WRITABLE) < 0) {
