@@ -25,8 +25,7 @@ import time
 import weakref
 from collections import deque
 from collections.abc import Callable, Iterator
-from types import ModuleType
-from typing import TYPE_CHECKING, Any, Final, NoReturn
+from typing import TYPE_CHECKING, Any, Final, NoReturn, Protocol
 
 import msgspec
 
@@ -1367,7 +1366,25 @@ def spin_budget_ns() -> int:
     return micros * 1000
 
 
-def load_speedups() -> ModuleType | None:
+class Speedups(Protocol):
+    """What the endpoint uses of tether._speedups (mypy checks the module against it)."""
+
+    def spin_recv_into(self, sock: socket.socket, buffer: bytearray, budget_ns: int, /) -> int: ...
+
+    def sendall(self, sock: socket.socket, data: bytes | memoryview, /) -> None: ...
+
+    def recv_into(self, sock: socket.socket, buffer: bytearray, /) -> int: ...
+
+    def request_head(
+        self, payload: bytes | bytearray | memoryview, /
+    ) -> tuple[int, int, str, int] | None: ...
+
+    def decode_float_args(
+        self, data: msgspec.Raw | memoryview, kinds: tuple[bool, ...], /
+    ) -> tuple[Any, ...] | None: ...
+
+
+def load_speedups() -> Speedups | None:
     """The C extension (tether._speedups), or None: TETHER_SPEEDUPS=0, or not built (no C
     compiler or Python headers where tether was installed)."""
     if os.environ.get(ENV_SPEEDUPS) == "0":
