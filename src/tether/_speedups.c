@@ -38,6 +38,33 @@ socket_fd(PyObject *sock)
     return fd;
 }
 
+/* The arguments every socket call here starts with: `sock` and a buffer, after checking
+ * their count against `usage` ("name() takes N arguments (...)"). 0 with an exception set
+ * on failure; on success the caller releases `view`. */
+static int
+socket_and_buffer(PyObject *const *args, Py_ssize_t nargs, Py_ssize_t expected,
+                  const char *usage, const char *name, int writable, int *fd, Py_buffer *view)
+{
+    if (nargs != expected) {
+        PyErr_Format(PyExc_TypeError, "%s, %zd given", usage, nargs);
+        return 0;
+    }
+    *fd = socket_fd(args[0]);
+    if (*fd < 0) {
+        return 0;
+    }
+    if (PyObject_GetBuffer(args[1], view, writable ? PyBUF_WRITABLE : PyBUF_SIMPLE) < 0) {
+        if (writable) {
+            PyErr_Format(PyExc_TypeError,
+                         "%s() argument 'buffer' must be a writable bytes-like object, not "
+                         "%.100s",
+                         name, Py_TYPE(args[1])->tp_name);
+        }
+        return 0;
+    }
+    return 1;
+}
+
 PyDoc_STRVAR(spin_recv_into_doc,
 "spin_recv_into(sock, buffer, budget_ns, /) -> int\n\n"
 "Read what the socket `sock` (or a file descriptor) holds into `buffer`, polling for up\n"
@@ -50,30 +77,20 @@ PyDoc_STRVAR(spin_recv_into_doc,
 static PyObject *
 spin_recv_into(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
 {
-    if (nargs != 3) {
-        PyErr_Format(PyExc_TypeError,
-                     "spin_recv_into() takes 3 arguments (sock, buffer, budget_ns), %zd given",
-                     nargs);
-        return NULL;
-    }
-    int fd = socket_fd(args[0]);
-    if (fd < 0) {
+    int fd;
+    Py_buffer view;
+    if (!socket_and_buffer(args, nargs, 3,
+                           "spin_recv_into() takes 3 arguments (sock, buffer, budget_ns)",
+                           "spin_recv_into", 1, &fd, &view)) {
         return NULL;
     }
     long long budget = PyLong_AsLongLong(args[2]);
     if (budget == -1 && PyErr_Occurred()) {
+        PyBuffer_Release(&view);
         return NULL;
     }
     if (budget > 3600LL * 1000000000LL) {
         budget = 3600LL * 1000000000LL; /* an hour: the sum below cannot overflow */
-    }
-    Py_buffer view;
-    if (PyObject_GetBuffer(args[1], &view, PyBUF_WRITABLE) < 0) {
-        PyErr_Format(PyExc_TypeError,
-                     "spin_recv_into() argument 'buffer' must be a writable bytes-like "
-                     "object, not %.100s",
-                     Py_TYPE(args[1])->tp_name);
-        return NULL;
     }
     ssize_t got;
     int error = 0;
@@ -115,17 +132,10 @@ PyDoc_STRVAR(sendall_doc,
 static PyObject *
 sendall(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
 {
-    if (nargs != 2) {
-        PyErr_Format(PyExc_TypeError, "sendall() takes 2 arguments (sock, data), %zd given",
-                     nargs);
-        return NULL;
-    }
-    int fd = socket_fd(args[0]);
-    if (fd < 0) {
-        return NULL;
-    }
+    int fd;
     Py_buffer view;
-    if (PyObject_GetBuffer(args[1], &view, PyBUF_SIMPLE) < 0) {
+    if (!socket_and_buffer(args, nargs, 2, "sendall() takes 2 arguments (sock, data)",
+                           "sendall", 0, &fd, &view)) {
         return NULL;
     }
     const char *p = view.buf;
@@ -175,21 +185,10 @@ PyDoc_STRVAR(recv_into_doc,
 static PyObject *
 recv_into(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
 {
-    if (nargs != 2) {
-        PyErr_Format(PyExc_TypeError, "recv_into() takes 2 arguments (sock, buffer), %zd given",
-                     nargs);
-        return NULL;
-    }
-    int fd = socket_fd(args[0]);
-    if (fd < 0) {
-        return NULL;
-    }
+    int fd;
     Py_buffer view;
-    if (PyObject_GetBuffer(args[1], &view, PyBUF_WRITABLE) < 0) {
-        PyErr_Format(PyExc_TypeError,
-                     "recv_into() argument 'buffer' must be a writable bytes-like object, "
-                     "not %.100s",
-                     Py_TYPE(args[1])->tp_name);
+    if (!socket_and_buffer(args, nargs, 2, "recv_into() takes 2 arguments (sock, buffer)",
+                           "recv_into", 1, &fd, &view)) {
         return NULL;
     }
     ssize_t got;
